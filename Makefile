@@ -1,0 +1,23 @@
+.PHONY: setup services demo test lint bench
+
+setup:
+	bash scripts/bootstrap.sh
+
+services:
+	bash scripts/services.sh
+
+demo: setup services
+	.venv/bin/callsync db upgrade
+	.venv/bin/callsync demo
+
+test: setup services
+	.venv/bin/pytest
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy app tests bench
+
+bench: setup services
+	.venv/bin/callsync db upgrade
+	.venv/bin/python -m bench

@@ -1,0 +1,49 @@
+"""Agencies and their members: created by `callsync agency`, read by the API for every request."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app import crypto
+from app.models import Agency, AgencyMember, AgencyRole
+
+
+def add_agency(
+    session: Session,
+    *,
+    name: str,
+    ultravox_api_key: str | None = None,
+    webhook_secret: str | None = None,
+) -> uuid.UUID:
+    """A new agency; its secrets are stored as pgcrypto ciphertext only."""
+    agency = Agency(
+        name=name,
+        ultravox_api_key_encrypted=crypto.encrypt(session, ultravox_api_key)
+        if ultravox_api_key
+        else None,
+        webhook_secret_encrypted=crypto.encrypt(session, webhook_secret)
+        if webhook_secret
+        else None,
+    )
+    session.add(agency)
+    session.flush()
+    return agency.id
+
+
+def add_member(
+    session: Session, *, agency_id: uuid.UUID, user_id: uuid.UUID, role: AgencyRole
+) -> None:
+    """Give the user `role` in the agency, replacing any role they had there."""
+    if session.scalar(select(Agency.id).where(Agency.id == agency_id)) is None:
+        raise LookupError(f"no agency {agency_id}")
+    stmt = insert(AgencyMember).values(agency_id=agency_id, user_id=user_id, role=role)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[AgencyMember.agency_id, AgencyMember.user_id],
+            set_={"role": stmt.excluded.role},
+        )
+    )

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): historical syncs, cron entry points for old callers, health."""

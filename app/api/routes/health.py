@@ -1,0 +1,47 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from fastapi import APIRouter, Response, status
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from app import db
+from app.config import get_settings
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(response: Response) -> dict[str, Any]:
+    """The database and the broker answer."""
+    checks = {"database": _database_ok(), "broker": _broker_ok()}
+    if not all(checks.values()):
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return {"status": "ok" if all(checks.values()) else "unavailable", "checks": checks}
+
+
+def _database_ok() -> bool:
+    try:
+        with db.get_engine().connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return False
+    return True
+
+
+def _broker_ok() -> bool:
+    try:
+        client = redis.Redis.from_url(get_settings().redis_url, socket_timeout=2)
+        return bool(client.ping())
+    except redis.RedisError:
+        return False

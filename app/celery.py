@@ -1,0 +1,96 @@
+"""The Celery application: at-least-once configuration, queues, periodic tasks, worker hooks."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+import runpy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec
+
+from celery import Celery, Task
+from celery.signals import beat_init, worker_process_init
+from kombu import Queue as KombuQueue
+
+from app import cron_logs, db
+from app.config import load_or_exit
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_FILE = Path(__file__).resolve().parent.parent / "celerybeat-schedule.py"
+STATE_DIR = Path(__file__).resolve().parent.parent / "var"
+
+# Every task finishes well inside the broker's visibility timeout, or Redis would hand the
+# unacknowledged message to a second worker while the first still runs it.
+TASK_TIME_LIMIT = 15 * 60
+VISIBILITY_TIMEOUT = 2 * 60 * 60
+
+
+class Queue(enum.StrEnum):
+    DEFAULT = "default"  # periodic ticks: short claims that fan out
+    SYNC = "sync"  # historical sync pages (Ultravox API)
+    WEBHOOKS = "webhooks"  # webhook queue drains (database only)
+    ENRICHMENT = "enrichment"  # transcripts and analyses: network-bound, run on a threads pool
+
+
+settings = load_or_exit()
+
+app = Celery("callsync", broker=settings.redis_url)
+app.conf.update(
+    include=["app.ultravox.tasks"],
+    task_default_queue=Queue.DEFAULT.value,
+    task_queues=[KombuQueue(queue.value) for queue in Queue],
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    task_acks_on_failure_or_timeout=True,
+    task_ignore_result=True,  # a task that reports progress opts in with ignore_result=False
+    result_backend=settings.redis_url,
+    result_expires=24 * 60 * 60,
+    task_time_limit=TASK_TIME_LIMIT,
+    task_soft_time_limit=TASK_TIME_LIMIT - 60,
+    worker_prefetch_multiplier=1,
+    worker_cancel_long_running_tasks_on_connection_loss=True,
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+    result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+    timezone="UTC",
+    enable_utc=True,
+    beat_schedule_filename=str(STATE_DIR / "celerybeat-schedule"),
+    worker_hijack_root_logger=False,
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+)
+if SCHEDULE_FILE.exists():
+    app.conf.beat_schedule = runpy.run_path(str(SCHEDULE_FILE))["BEAT_SCHEDULE"]
+
+
+P = ParamSpec("P")
+
+
+def periodic_task(
+    job_name: str,
+) -> Callable[[Callable[P, dict[str, Any]]], Task[P, dict[str, Any]]]:
+    """Register a periodic task as `periodic.<seed name>`, logged in cron_job_logs per run."""
+
+    def decorate(body: Callable[P, dict[str, Any]]) -> Task[P, dict[str, Any]]:
+        @functools.wraps(body)
+        def run(*args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
+            return cron_logs.run_logged(job_name, lambda: body(*args, **kwargs))
+
+        return app.task(name=f"periodic.{job_name}", queue=Queue.DEFAULT.value)(run)
+
+    return decorate
+
+
+@worker_process_init.connect
+def _fresh_connections_in_child(**_: Any) -> None:
+    db.dispose_after_fork()
+
+
+@beat_init.connect
+def _publish_schedule(**_: Any) -> None:
+    STATE_DIR.mkdir(exist_ok=True)
+    with db.session_scope() as session:
+        cron_logs.publish_schedule(session, app.conf.beat_schedule)

@@ -1,0 +1,190 @@
+"""The `callsync` command line: database, agencies, tokens, the API, the fakes, syncs, the demo.
+
+Heavy imports (the Celery app, the database) happen inside commands, so `--help` works
+without any configuration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated
+
+import click
+import typer
+from pydantic import ValidationError
+
+from app.config import fail, load_or_exit
+
+cli = typer.Typer(help="Background jobs for voice-AI operations teams.", no_args_is_help=True)
+db_cli = typer.Typer(help="The database schema.", no_args_is_help=True)
+agency_cli = typer.Typer(help="Agencies and their members.", no_args_is_help=True)
+fake_cli = typer.Typer(
+    help="Fake providers on loopback, for the demo and tests.", no_args_is_help=True
+)
+sync_cli = typer.Typer(help="Historical syncs of Ultravox calls.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(agency_cli, name="agency")
+cli.add_typer(fake_cli, name="fake")
+cli.add_typer(sync_cli, name="sync")
+
+AgencyId = Annotated[uuid.UUID, typer.Option("--agency", help="The agency's id.")]
+JobId = Annotated[uuid.UUID, typer.Argument(help="The sync job's id.")]
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database if it is missing, then migrate it to head."""
+    from app import migrations
+
+    settings = load_or_exit()
+    migrations.upgrade(settings.database_url)
+    typer.echo("database is at head")
+
+
+@agency_cli.command("add")
+def agency_add(
+    name: Annotated[str, typer.Option(help="The agency's display name.")],
+    ultravox_api_key: Annotated[str | None, typer.Option(help="Stored encrypted.")] = None,
+    webhook_secret: Annotated[str | None, typer.Option(help="Stored encrypted.")] = None,
+) -> None:
+    """Create an agency and print its id (never its secrets)."""
+    from app import agencies, db
+
+    load_or_exit()
+    with db.session_scope() as session:
+        agency_id = agencies.add_agency(
+            session, name=name, ultravox_api_key=ultravox_api_key, webhook_secret=webhook_secret
+        )
+    typer.echo(agency_id)
+
+
+@agency_cli.command("add-member")
+def agency_add_member(
+    agency: AgencyId,
+    user: Annotated[uuid.UUID, typer.Option(help="The user's uuid (the JWT's sub).")],
+    role: Annotated[str, typer.Option(click_type=click.Choice(["owner", "admin", "member"]))],
+) -> None:
+    """Give a user a role in an agency."""
+    from app import agencies, db
+    from app.models import AgencyRole
+
+    load_or_exit()
+    with db.session_scope() as session:
+        agencies.add_member(session, agency_id=agency, user_id=user, role=AgencyRole(role))
+    typer.echo(f"{user} is {role} of {agency}")
+
+
+@cli.command("token")
+def token(
+    user: Annotated[uuid.UUID, typer.Option(help="The user's uuid, the token's sub.")],
+    ttl: Annotated[int, typer.Option(min=1, help="Seconds until it expires.")] = 3600,
+) -> None:
+    """Print a JWT signed with JWT_SECRET, for local use."""
+    from app import security
+
+    load_or_exit()
+    typer.echo(security.create_token(user, ttl=timedelta(seconds=ttl)))
+
+
+@cli.command("api")
+def api(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    load_or_exit()
+    uvicorn.run("app.api.main:create_app", factory=True, host=host, port=port)
+
+
+@fake_cli.command("ultravox")
+def fake_ultravox(
+    port: Annotated[int, typer.Option(min=0, max=65535)],
+    api_key: Annotated[str, typer.Option(help="The X-API-Key it accepts.")] = "uv-demo-key",
+    calls: Annotated[int, typer.Option(min=0, help="How many calls it holds.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated calls.")] = 0,
+) -> None:
+    """Serve a fake Ultravox API on loopback."""
+    from app.fakes import ultravox
+
+    ultravox.run(port, api_key=api_key, calls=calls, seed=seed)
+
+
+@sync_cli.command("start")
+def sync_start(
+    agency: AgencyId,
+    date_to: Annotated[datetime, typer.Option(help="End of the range (inclusive).")],
+    date_from: Annotated[datetime | None, typer.Option(help="Start of the range.")] = None,
+    max_calls: Annotated[int, typer.Option(help="Import at most this many calls.")] = 100,
+    watch: Annotated[bool, typer.Option(help="Draw progress until the job ends.")] = True,
+) -> None:
+    """Start a historical sync for an agency (start-historical-sync)."""
+    from app.ultravox import operations
+    from app.ultravox.schemas import StartSync
+
+    load_or_exit()
+    try:
+        request = StartSync(date_from=date_from, date_to=date_to, max_calls=max_calls)
+    except ValidationError as error:
+        raise typer.BadParameter(_first_error(error)) from error
+    job_id = operations.start(agency, request)
+    typer.echo(f"sync job {job_id} started")
+    if watch:
+        operations.watch(job_id)
+
+
+@sync_cli.command("status")
+def sync_status(
+    job: JobId,
+    watch: Annotated[bool, typer.Option(help="Keep drawing until the job ends.")] = False,
+) -> None:
+    """Show a sync job's progress (get-sync-status)."""
+    from app.ultravox import operations
+
+    load_or_exit()
+    operations.watch(job, follow=watch)
+
+
+@sync_cli.command("cancel")
+def sync_cancel(job: JobId) -> None:
+    """Cancel a sync job; a page in flight finishes first (cancel-historical-sync)."""
+    from app.ultravox import operations
+
+    load_or_exit()
+    typer.echo(f"sync job {job} is {operations.cancel(job)}")
+
+
+@cli.command("demo")
+def demo(
+    calls: Annotated[int, typer.Option(min=1, help="Calls in the fake Ultravox.")] = 500,
+) -> None:
+    """Run worker, beat, API and fake Ultravox; import calls; show what happened; stop."""
+    from app import demo as demo_run
+
+    load_or_exit()
+    demo_run.run(calls=calls)
+
+
+def _first_error(error: ValidationError) -> str:
+    detail = error.errors()[0]
+    where = ".".join(str(part) for part in detail["loc"])
+    return f"{where}: {detail['msg']}" if where else str(detail["msg"])
+
+
+def main() -> None:
+    """Entry point: usage errors and operational errors end with one line and status 2."""
+    command = typer.main.get_command(cli)
+    try:
+        command.main(prog_name="callsync", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        raise SystemExit(done.exit_code) from None
+    except click.Abort:
+        fail("aborted")
+    except click.UsageError as error:
+        fail(f"error: {error.format_message()}")
+    except click.ClickException as error:
+        fail(error.format_message())
+    except LookupError as error:  # an unknown agency or job, or a job in the wrong state
+        fail(f"error: {error.args[0]}")

@@ -1,0 +1,75 @@
+"""Configuration: one settings object read from the environment (and an optional `.env`)."""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from typing import NoReturn
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every environment variable of DESIGN.md's contract, by its snake_case name."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/callsync"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    encryption_key: SecretStr = Field(min_length=16)
+    jwt_secret: SecretStr = Field(min_length=16)
+    service_token: SecretStr | None = None
+
+    ultravox_api_base_url: str = "https://api.ultravox.ai"
+    elevenlabs_api_base_url: str = "https://api.elevenlabs.io"
+    elevenlabs_api_key: SecretStr | None = None
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: SecretStr | None = None
+    bubble_api_base_url: str | None = None
+    bubble_api_token: SecretStr | None = None
+
+    # The seeds' tunables (seed 003).
+    max_records_per_sync: int = Field(default=2000, ge=1)
+    conversation_sync_lookback_hours: int = Field(default=48, ge=1)
+    conversation_sync_batch_limit: int = Field(default=10, ge=1)
+    conversation_sync_events_batch_size: int = Field(default=50, ge=1)
+
+    # Queue mechanics.
+    lease_seconds: int = Field(
+        default=300, ge=5, description="a claim older than this is re-claimable"
+    )
+    retry_base_seconds: float = Field(default=30.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+    log_level: str = "INFO"
+
+    # Provider calls: tenacity attempts per request, then the task's own retries.
+    http_retry_attempts: int = Field(default=4, ge=1)
+    http_retry_initial_seconds: float = Field(default=1.0, ge=0)
+    http_retry_max_seconds: float = Field(default=30.0, ge=0)
+    task_retry_seconds: float = Field(default=10.0, ge=0)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # required fields come from the environment
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming the first bad variable, e.g. `ENCRYPTION_KEY: Field required`."""
+    first = error.errors()[0]
+    name = ".".join(str(part) for part in first["loc"]).upper() or "configuration"
+    return f"invalid configuration: {name}: {first['msg']}"
+
+
+def load_or_exit() -> Settings:
+    """Settings for a process entry point: a bad value ends the process with one line."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        fail(describe_error(error))
+
+
+def fail(message: str) -> NoReturn:
+    print(f"callsync: {message}", file=sys.stderr)  # noqa: T201
+    raise SystemExit(2)

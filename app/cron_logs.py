@@ -1,0 +1,67 @@
+"""cron_job_logs: one row per periodic run, and the schedule that `virsyn_cron_jobs` shows."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import delete, func, insert, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from app import db
+from app.models import CronJobLog, CronSchedule
+
+log = logging.getLogger(__name__)
+
+
+def run_logged(job_name: str, body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run `body` between a `running` row and its `completed` or `failed` outcome."""
+    with db.session_scope() as session:
+        log_id = session.execute(
+            insert(CronJobLog).values(job_name=job_name).returning(CronJobLog.id)
+        ).scalar_one()
+    started = time.monotonic()
+    try:
+        result = body()
+    except Exception as error:
+        _finish(log_id, status="failed", error_message=f"{type(error).__name__}: {error}")
+        log.exception("periodic %s failed after %.3fs", job_name, time.monotonic() - started)
+        raise
+    _finish(log_id, status="completed", result=result)
+    log.info("periodic %s completed in %.3fs: %s", job_name, time.monotonic() - started, result)
+    return result
+
+
+def _finish(log_id: uuid.UUID, **values: Any) -> None:
+    with db.session_scope() as session:
+        session.execute(
+            update(CronJobLog)
+            .where(CronJobLog.id == log_id)
+            .values(completed_at=func.now(), **values)
+        )
+
+
+def publish_schedule(session: Session, beat_schedule: Mapping[str, Mapping[str, Any]]) -> None:
+    """Mirror the beat schedule into cron_schedule, so SQL users see what runs and when."""
+    rows = [
+        {"job_name": name, "schedule": str(entry["schedule"]), "task": entry["task"]}
+        for name, entry in beat_schedule.items()
+    ]
+    session.execute(delete(CronSchedule).where(CronSchedule.job_name.not_in(list(beat_schedule))))
+    if rows:
+        stmt = pg_insert(CronSchedule).values(rows)
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[CronSchedule.job_name],
+                set_={
+                    "schedule": stmt.excluded.schedule,
+                    "task": stmt.excluded.task,
+                    "active": True,
+                    "updated_at": func.now(),
+                },
+            )
+        )

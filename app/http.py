@@ -1,0 +1,139 @@
+"""Shared plumbing for provider clients: sessions, error mapping and transient retries.
+
+Transport errors, 408, 409, 429 and 5xx are retryable; any other status >= 400 is not.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlparse
+
+import requests
+from tenacity import (
+    RetryCallState,
+    before_sleep_log,
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from app.config import get_settings
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+RETRY_AFTER_CAP = 60.0
+
+
+class ProviderError(Exception):
+    """A provider call failed in a way that retrying will not fix."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RetryableError(ProviderError):
+    """A timeout, connection failure, 408/409/429 or 5xx; `retry_after` if the server said."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+def build_session(headers: dict[str, str]) -> requests.Session:
+    session = requests.Session()
+    session.headers.update(headers)
+    return session
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    retryable: type[RetryableError],
+    fatal: type[ProviderError],
+    **kwargs: Any,
+) -> requests.Response:
+    """One HTTP request whose failures are raised as the provider's own error classes."""
+    try:
+        response = session.request(method, url, timeout=timeout, **kwargs)
+    except requests.Timeout as error:
+        raise retryable(f"{method} {_path(url)}: no answer within {timeout:g}s") from error
+    except requests.ConnectionError as error:
+        raise retryable(f"{method} {_path(url)}: connection failed") from error
+    raise_for_status(response, retryable=retryable, fatal=fatal)
+    return response
+
+
+def raise_for_status(
+    response: requests.Response, *, retryable: type[RetryableError], fatal: type[ProviderError]
+) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    message = f"{response.request.method} {_path(response.url)}: HTTP {status} {_snippet(response)}"
+    if status in RETRYABLE_STATUSES or status >= 500:
+        raise retryable(message, status=status, retry_after=retry_after_seconds(response))
+    raise fatal(message, status=status)
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """The Retry-After header in seconds (it may be a number or an HTTP date)."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def retry_transient(
+    exception: type[RetryableError],
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Retry a client method on `exception`, honouring Retry-After, else backing off."""
+    settings = get_settings()
+    backoff = wait_exponential_jitter(
+        initial=settings.http_retry_initial_seconds, max=settings.http_retry_max_seconds
+    )
+
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RetryableError) and error.retry_after is not None:
+            return min(error.retry_after, RETRY_AFTER_CAP)
+        return backoff(state)
+
+    return retry(
+        retry=retry_if_exception_type(exception),
+        stop=stop_after_attempt(settings.http_retry_attempts),
+        wait=wait,
+        reraise=True,
+        before_sleep=before_sleep_log(log, logging.WARNING),
+    )
+
+
+def _path(url: str) -> str:
+    return urlparse(url).path
+
+
+def _snippet(response: requests.Response) -> str:
+    return response.text[:200].replace("\n", " ")

@@ -1,0 +1,164 @@
+"""The claim/lease core that every queue table uses.
+
+A queue row is `pending`, `processing` (leased to a worker since processing_started_at),
+`completed`, or `failed`. A failed row is retried when next_retry_at is due while
+attempts < max_attempts; a failed row with attempts = max_attempts is dead until replayed.
+
+Every claim is one statement, `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)
+RETURNING`, so two workers never hold the same row. A `processing` row whose lease expired
+belonged to a worker that died: the claim counts that run as a failed attempt and takes the
+row again, or buries it as dead when that was its last attempt.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Update,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from app.models import ProcessingStatus
+
+LEASE_EXPIRED = "lease expired: the worker stopped before finishing"
+
+
+@dataclass(frozen=True)
+class QueueTable:
+    """How one table spells the queue columns, and the order its seed's index claims in."""
+
+    model: Any
+    order_by: Sequence[InstrumentedAttribute[Any]]
+
+    @property
+    def columns(self) -> Any:
+        return self.model.__table__.c
+
+
+def backoff_delay(
+    attempt: int, *, base: float, cap: float, rng: random.Random | None = None
+) -> timedelta:
+    """Exponential backoff with jitter: base * 2^(attempt-1), capped, then +0..50% at random."""
+    delay = min(cap, base * 2 ** max(attempt - 1, 0))
+    jitter = (rng or random).uniform(0, delay / 2)
+    return timedelta(seconds=delay + jitter)
+
+
+def claim(
+    session: Session,
+    queue: QueueTable,
+    *,
+    limit: int,
+    lease: timedelta,
+    where: ColumnElement[bool] | None = None,
+) -> list[uuid.UUID]:
+    """Lease up to `limit` due rows in the queue's index order and return their ids.
+
+    Due means pending, failed with a retry due, or processing with an expired lease.
+    """
+    c = queue.columns
+    status = ProcessingStatus
+    expired = and_(c.status == status.processing, c.processing_started_at < func.now() - lease)
+    due = or_(
+        c.status == status.pending,
+        and_(c.status == status.failed, c.attempts < c.max_attempts, c.next_retry_at <= func.now()),
+        expired,
+    )
+    picked = (
+        select(c.id)
+        .where(due if where is None else and_(due, where))
+        .order_by(*queue.order_by)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    # A lost run counts as an attempt; on the last one the row is dead rather than re-run.
+    lost = c.status == status.processing
+    last_try = and_(lost, c.attempts + 1 >= c.max_attempts)
+    stmt = (
+        update(queue.model)
+        .where(c.id.in_(picked.scalar_subquery()))
+        .values(
+            status=case(
+                (last_try, literal(status.failed, c.status.type)),
+                else_=literal(status.processing, c.status.type),
+            ),
+            attempts=case((lost, c.attempts + 1), else_=c.attempts),
+            error_message=case((lost, LEASE_EXPIRED), else_=c.error_message),
+            processing_started_at=func.now(),
+            next_retry_at=case((last_try, None), else_=c.next_retry_at),
+        )
+        .returning(c.id, c.status)
+    )
+    return [row.id for row in session.execute(stmt) if row.status == status.processing]
+
+
+def mark_completed(session: Session, queue: QueueTable, ids: Sequence[uuid.UUID]) -> int:
+    """Complete leased rows; returns how many were still ours to complete."""
+    stmt = _leased(queue, ids).values(
+        status=ProcessingStatus.completed, processed_at=func.now(), error_message=None
+    )
+    return session.execute(stmt).rowcount  # type: ignore[attr-defined, no-any-return]
+
+
+def mark_failed(
+    session: Session,
+    queue: QueueTable,
+    item_id: uuid.UUID,
+    error: str,
+    *,
+    base: float,
+    cap: float,
+) -> bool:
+    """Record a failed attempt: retry later with backoff, or dead at max_attempts.
+
+    Returns True when the row will be retried.
+    """
+    c = queue.columns
+    row = session.execute(
+        select(c.attempts, c.max_attempts).where(c.id == item_id).with_for_update()
+    ).one_or_none()
+    if row is None:
+        return False
+    attempt = row.attempts + 1
+    retry = bool(attempt < row.max_attempts)
+    next_retry = func.now() + backoff_delay(attempt, base=base, cap=cap) if retry else None
+    session.execute(
+        _leased(queue, [item_id]).values(
+            status=ProcessingStatus.failed,
+            attempts=attempt,
+            error_message=error,
+            next_retry_at=next_retry,
+        )
+    )
+    return retry
+
+
+def replay(session: Session, queue: QueueTable, where: ColumnElement[bool] | None = None) -> int:
+    """Queue dead rows again (attempts reset); returns how many."""
+    c = queue.columns
+    dead = and_(c.status == ProcessingStatus.failed, c.attempts >= c.max_attempts)
+    stmt = (
+        update(queue.model)
+        .where(dead if where is None else and_(dead, where))
+        .values(status=ProcessingStatus.pending, attempts=0, next_retry_at=None)
+    )
+    return session.execute(stmt).rowcount  # type: ignore[attr-defined, no-any-return]
+
+
+def _leased(queue: QueueTable, ids: Sequence[uuid.UUID]) -> Update:
+    c = queue.columns
+    return update(queue.model).where(c.id.in_(ids), c.status == ProcessingStatus.processing)

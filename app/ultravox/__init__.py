@@ -1,0 +1,1 @@
+"""Ultravox: the historical call import (seeds 000 and 001)."""

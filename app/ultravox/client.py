@@ -1,0 +1,82 @@
+"""The Ultravox REST client (api-facts §1): X-API-Key auth, 30 s timeouts, transient retries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import parse_qs, urlparse
+
+import requests
+from pydantic import ValidationError
+
+from app import http
+from app.ultravox.schemas import CallsPage
+
+
+class UltravoxError(http.ProviderError):
+    """Ultravox answered with an error we do not retry (4xx other than 408/409/429)."""
+
+
+class UltravoxRetryable(UltravoxError, http.RetryableError):
+    """Timeout, connection failure, 408/409/429 or 5xx; `retry_after` set if the server said."""
+
+
+class UltravoxMalformed(UltravoxError):
+    """Ultravox answered 200 with a body that is not what its schema says."""
+
+
+class UltravoxClient:
+    timeout = 30.0  # DESIGN.md: 30 s for Ultravox
+
+    def __init__(
+        self, base_url: str, api_key: str, session: requests.Session | None = None
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._session = session or http.build_session({"X-API-Key": api_key})
+
+    @http.retry_transient(UltravoxRetryable)
+    def list_calls(
+        self,
+        *,
+        cursor: str | None,
+        page_size: int,
+        from_date: datetime | None,
+        to_date: datetime | None,
+    ) -> CallsPage:
+        """One page of `GET /api/calls`, oldest first."""
+        # The seed's created_after/created_before are the real API's fromDate/toDate (inclusive).
+        params = {
+            "cursor": cursor,
+            "pageSize": page_size,
+            "sort": "created",
+            "fromDate": from_date.isoformat() if from_date else None,
+            "toDate": to_date.isoformat() if to_date else None,
+        }
+        response = http.send(
+            self._session,
+            "GET",
+            f"{self._base_url}/api/calls",
+            params=params,
+            timeout=self.timeout,
+            retryable=UltravoxRetryable,
+            fatal=UltravoxError,
+        )
+        try:
+            return CallsPage.model_validate_json(response.content)
+        except ValidationError as error:
+            raise UltravoxMalformed(
+                f"malformed page from GET /api/calls: {_first(error)}"
+            ) from error
+
+
+def cursor_from_next(next_url: str | None) -> str | None:
+    """The opaque cursor inside a page's absolute `next` URL."""
+    if not next_url:
+        return None
+    values = parse_qs(urlparse(next_url).query).get("cursor")
+    return values[0] if values else None
+
+
+def _first(error: ValidationError) -> str:
+    detail = error.errors()[0]
+    where = ".".join(str(part) for part in detail["loc"]) or "body"
+    return f"{where}: {detail['msg']}"

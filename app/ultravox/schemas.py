@@ -1,0 +1,84 @@
+"""Ultravox payloads (api-facts §1) and the historical-sync API bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CALLS_PER_BATCH = 50  # seed 000: maximum calls fetched from Ultravox per batch
+DEFAULT_MAX_CALLS = 100  # seed 000: default limit on imported calls per job
+
+
+class UltravoxCall(BaseModel):
+    """The fields of a Call we rely on; the whole object is stored as it came."""
+
+    model_config = ConfigDict(extra="allow")
+
+    callId: uuid.UUID
+    created: datetime
+    ended: datetime | None = None
+
+
+class CallsPage(BaseModel):
+    """`PaginatedCallList`: follow `next` until it is null."""
+
+    next: str | None = None
+    previous: str | None = None
+    results: list[UltravoxCall]
+    total: int | None = None
+
+
+class StartSync(BaseModel):
+    """Body of POST /api/historical-syncs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    date_from: datetime | None = None
+    date_to: datetime
+    max_calls: int = Field(default=DEFAULT_MAX_CALLS, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> StartSync:
+        if self.date_from is not None and self.date_from >= self.date_to:
+            raise ValueError("date_from must be before date_to")
+        return self
+
+
+class SyncJobOut(BaseModel):
+    """One historical sync job as get-sync-status shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    status: str
+    date_from: datetime | None
+    date_to: datetime
+    max_calls: int | None
+    total_calls: int | None
+    processed_calls: int
+    imported_calls: int
+    skipped_calls: int
+    failed_calls: int
+    progress: float | None = None
+    error_message: str | None
+    last_error_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    last_activity_at: datetime | None
+
+    @model_validator(mode="after")
+    def _progress(self) -> SyncJobOut:
+        if self.total_calls:
+            self.progress = round(min(1.0, self.processed_calls / self.total_calls), 4)
+        return self
+
+
+class SyncJobPage(BaseModel):
+    jobs: list[SyncJobOut]
+    limit: int
+    offset: int
+    total: int

@@ -1,0 +1,64 @@
+"""Celery entry points for the historical sync (seed: process-historical-sync)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from celery import Task
+from sqlalchemy.exc import OperationalError
+
+from app import db
+from app.celery import Queue, app, periodic_task
+from app.config import get_settings
+from app.ultravox import queries, service
+from app.ultravox.client import UltravoxError, UltravoxRetryable
+
+CLAIM_BATCH = 3  # seed 000: each invocation processes up to 3 jobs
+PAGE_RETRIES = 3
+
+
+@periodic_task("process-historical-sync")
+def process_historical_sync() -> dict[str, Any]:
+    """Claim pending jobs and jobs whose worker died; send each one's next page."""
+    with db.session_scope() as session:
+        claimed = queries.claim_sync_jobs(
+            session, limit=CLAIM_BATCH, lease_seconds=get_settings().lease_seconds
+        )
+    if not claimed:
+        return {"processed": 0, "message": "No pending jobs"}
+    for job in claimed:
+        process_sync_page.delay(str(job.id), job.cursor)
+    return {
+        "processed": len(claimed),
+        "results": [{"job_id": str(job.id), "cursor": job.cursor} for job in claimed],
+    }
+
+
+@app.task(
+    name="ultravox.process_sync_page",
+    bind=True,
+    queue=Queue.SYNC,
+    ignore_result=False,  # the result backend carries the page's progress for Flower
+    max_retries=PAGE_RETRIES,
+    autoretry_for=(OperationalError,),  # database blips only
+    retry_backoff=True,
+)
+def process_sync_page(self: Task[Any, Any], job_id: str, cursor: str | None) -> dict[str, Any]:
+    """One page of one job; dispatches the next page once this one is committed."""
+    job = uuid.UUID(job_id)
+    self.update_state(state="PROGRESS", meta={"job_id": job_id, "cursor": cursor})
+    try:
+        result = service.process_sync_page(
+            job, cursor, report=lambda meta: self.update_state(state="PROGRESS", meta=meta)
+        )
+    except UltravoxRetryable as error:
+        # tenacity already retried within the request; now retry the page from the same cursor.
+        if self.request.retries < PAGE_RETRIES:
+            raise self.retry(exc=error, countdown=get_settings().task_retry_seconds) from error
+        result = service.fail_job(job, f"{error} (after {PAGE_RETRIES} retries)")
+    except UltravoxError as error:
+        result = service.fail_job(job, str(error))
+    if result.get("status") == "in_progress":
+        process_sync_page.delay(job_id, result["cursor"])
+    return result

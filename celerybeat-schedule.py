@@ -1,0 +1,16 @@
+"""The beat schedule: every periodic task, named exactly after its seed function.
+
+Each entry's `expires` is about 1.5x its cadence, so a backlog of ticks behind a stopped
+worker is dropped instead of run in a burst; the database still holds all the work.
+"""
+
+from celery.schedules import crontab
+
+BEAT_SCHEDULE = {
+    # Import past Ultravox calls: claim up to 3 sync jobs, one page task each.
+    "process-historical-sync": {
+        "task": "periodic.process-historical-sync",
+        "schedule": crontab(minute="*"),
+        "options": {"expires": 90},
+    },
+}

@@ -1,0 +1,86 @@
+"""Plain helpers for tests: waiting on a condition, real Celery worker processes, agencies."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
+
+from app import agencies, security
+from app.models import AgencyRole
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], *, timeout: float = 30.0, what: str = "condition") -> T:
+    """Poll until `condition()` is truthy and return its value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Worker:
+    """A real `celery -A app worker` process on every queue, with its log kept in a file."""
+
+    def __init__(self, log_path: Path, *, concurrency: int = 2) -> None:
+        self.log_path = log_path
+        command = [
+            sys.executable, "-m", "celery", "-A", "app", "worker",
+            "-Q", "default,sync,webhooks,enrichment", "-c", str(concurrency),
+            "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+            "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
+        ]  # fmt: skip
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        wait_for(self._ready, timeout=60, what="the worker to be ready")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"worker exited early:\n{self.log_path.read_text()}")
+        return " ready." in self.log_path.read_text()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as a crashed machine would."""
+        if self.process.poll() is None:
+            subprocess.run(["pkill", "-KILL", "-g", str(self.process.pid)], check=False)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
+def make_agency(
+    session: Session, *, api_key: str | None = "uv-test-key", name: str = "Acme Voice"
+) -> uuid.UUID:
+    agency_id = agencies.add_agency(session, name=name, ultravox_api_key=api_key)
+    session.commit()
+    return agency_id
+
+
+def make_member(session: Session, agency_id: uuid.UUID, role: str = "admin") -> str:
+    """A user with `role` in the agency; returns a bearer token for them."""
+    user_id = uuid.uuid4()
+    agencies.add_member(session, agency_id=agency_id, user_id=user_id, role=AgencyRole(role))
+    session.commit()
+    return security.create_token(user_id)
