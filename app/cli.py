@@ -10,11 +10,12 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated
 
-import click
 import typer
 from pydantic import ValidationError
+from typer.exceptions import Abort, Exit, TyperException
 
 from app.config import fail, load_or_exit
+from app.models.base import AgencyRole
 
 cli = typer.Typer(help="Background jobs for voice-AI operations teams.", no_args_is_help=True)
 db_cli = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -63,16 +64,15 @@ def agency_add(
 def agency_add_member(
     agency: AgencyId,
     user: Annotated[uuid.UUID, typer.Option(help="The user's uuid (the JWT's sub).")],
-    role: Annotated[str, typer.Option(click_type=click.Choice(["owner", "admin", "member"]))],
+    role: Annotated[AgencyRole, typer.Option(help="owner, admin or member.")],
 ) -> None:
     """Give a user a role in an agency."""
     from app import agencies, db
-    from app.models import AgencyRole
 
     load_or_exit()
     with db.session_scope() as session:
-        agencies.add_member(session, agency_id=agency, user_id=user, role=AgencyRole(role))
-    typer.echo(f"{user} is {role} of {agency}")
+        agencies.add_member(session, agency_id=agency, user_id=user, role=role)
+    typer.echo(f"{user} is {role.value} of {agency}")
 
 
 @cli.command("token")
@@ -161,10 +161,10 @@ def demo(
     calls: Annotated[int, typer.Option(min=1, help="Calls in the fake Ultravox.")] = 500,
 ) -> None:
     """Run worker, beat, API and fake Ultravox; import calls; show what happened; stop."""
-    from app import demo as demo_run
+    from app.demo import run as run_demo
 
     load_or_exit()
-    demo_run.run(calls=calls)
+    run_demo(calls=calls)
 
 
 def _first_error(error: ValidationError) -> str:
@@ -178,13 +178,11 @@ def main() -> None:
     command = typer.main.get_command(cli)
     try:
         command.main(prog_name="callsync", standalone_mode=False)
-    except click.exceptions.Exit as done:
+    except Exit as done:
         raise SystemExit(done.exit_code) from None
-    except click.Abort:
+    except Abort:
         fail("aborted")
-    except click.UsageError as error:
+    except TyperException as error:  # a usage error: bad option, value or command
         fail(f"error: {error.format_message()}")
-    except click.ClickException as error:
-        fail(error.format_message())
     except LookupError as error:  # an unknown agency or job, or a job in the wrong state
         fail(f"error: {error.args[0]}")

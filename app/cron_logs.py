@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -45,10 +46,17 @@ def _finish(log_id: uuid.UUID, **values: Any) -> None:
         )
 
 
+def describe(schedule: object) -> str:
+    """A crontab as pg_cron writes it (`* * * * *`); any other schedule as Celery prints it."""
+    text = str(schedule)
+    match = re.fullmatch(r"<crontab: (.+) \(m/h/(?:dM/MY/d|d/dM/MY)\)>", text)
+    return match.group(1) if match else text
+
+
 def publish_schedule(session: Session, beat_schedule: Mapping[str, Mapping[str, Any]]) -> None:
     """Mirror the beat schedule into cron_schedule, so SQL users see what runs and when."""
     rows = [
-        {"job_name": name, "schedule": str(entry["schedule"]), "task": entry["task"]}
+        {"job_name": name, "schedule": describe(entry["schedule"]), "task": entry["task"]}
         for name, entry in beat_schedule.items()
     ]
     session.execute(delete(CronSchedule).where(CronSchedule.job_name.not_in(list(beat_schedule))))

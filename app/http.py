@@ -113,7 +113,7 @@ def retry_transient(
     """Retry a client method on `exception`, honouring Retry-After, else backing off."""
     settings = get_settings()
     backoff = wait_exponential_jitter(
-        initial=settings.http_retry_initial_seconds, max=settings.http_retry_max_seconds
+        multiplier=settings.http_retry_initial_seconds, max=settings.http_retry_max_seconds
     )
 
     def wait(state: RetryCallState) -> float:

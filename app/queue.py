@@ -24,8 +24,8 @@ from sqlalchemy import (
     Update,
     and_,
     case,
+    cast,
     func,
-    literal,
     or_,
     select,
     update,
@@ -93,8 +93,8 @@ def claim(
         .where(c.id.in_(picked.scalar_subquery()))
         .values(
             status=case(
-                (last_try, literal(status.failed, c.status.type)),
-                else_=literal(status.processing, c.status.type),
+                (last_try, cast(status.failed.value, c.status.type)),
+                else_=cast(status.processing.value, c.status.type),
             ),
             attempts=case((lost, c.attempts + 1), else_=c.attempts),
             error_message=case((lost, LEASE_EXPIRED), else_=c.error_message),

@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import Iterator
 
 import pytest
 
 TEST_DATABASE = f"callsync_test_{os.getpid()}"
 TEST_DATABASE_URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{TEST_DATABASE}"
+ULTRAVOX_API_KEY = "uv-test-key"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# The fake Ultravox's address is fixed now, so that worker processes inherit it.
+FAKE_ULTRAVOX_PORT = _free_port()
 
 os.environ.update(
     DATABASE_URL=TEST_DATABASE_URL,
@@ -25,13 +37,20 @@ os.environ.update(
     HTTP_RETRY_INITIAL_SECONDS="0.05",
     HTTP_RETRY_MAX_SECONDS="0.2",
     TASK_RETRY_SECONDS="0.2",
+    ULTRAVOX_API_BASE_URL=f"http://127.0.0.1:{FAKE_ULTRAVOX_PORT}",
 )
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app import db, migrations
+from app.api.main import create_app
+from app.celery import app as celery_app
+from app.fakes import server
+from app.fakes.ultravox import FakeUltravox, generate_calls
 from app.models import Base
+from tests.helpers import ApiClient, Worker
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -55,11 +74,22 @@ def _drop_database() -> None:
 
 @pytest.fixture(autouse=True)
 def clean_tables(database: str) -> Iterator[None]:
-    """Every test starts from empty tables (workers in other processes see committed rows)."""
+    """Every test starts from an empty broker and empty tables.
+
+    Workers in other processes must see committed rows, so this truncates rather than rolls
+    back. A task still finishing may hold a row lock: TRUNCATE then deadlocks and is retried.
+    """
     yield
+    celery_app.control.purge()
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
-    with db.session_scope() as session:
-        session.execute(text(f"TRUNCATE {tables} CASCADE"))
+    for attempt in range(5):
+        try:
+            with db.session_scope() as session:
+                session.execute(text(f"TRUNCATE {tables} CASCADE"))
+            return
+        except OperationalError:
+            if attempt == 4:
+                raise
 
 
 @pytest.fixture
@@ -67,3 +97,33 @@ def session() -> Iterator[Session]:
     """A session whose work the test commits or not; closed afterwards."""
     with db.get_sessionmaker()() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def fake_ultravox_server() -> Iterator[FakeUltravox]:
+    fake = FakeUltravox(ULTRAVOX_API_KEY, generate_calls(237))
+    with fake.serve(port=FAKE_ULTRAVOX_PORT):
+        yield fake
+
+
+@pytest.fixture
+def fake_ultravox(fake_ultravox_server: FakeUltravox) -> Iterator[FakeUltravox]:
+    """The fake Ultravox on loopback, holding 237 calls (every 10th still live), no faults."""
+    fake_ultravox_server.reset()
+    yield fake_ultravox_server
+    fake_ultravox_server.reset()
+
+
+@pytest.fixture(scope="session")
+def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """One real Celery worker process for the session, consuming every queue."""
+    running = Worker(tmp_path_factory.mktemp("worker") / "worker.log")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def api() -> Iterator[ApiClient]:
+    """The HTTP API served by uvicorn on loopback, in this process."""
+    with server.serve(create_app()) as running:
+        yield ApiClient(running.url)

@@ -9,8 +9,9 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import requests
 from sqlalchemy.orm import Session
 
 from app import agencies, security
@@ -20,7 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], *, timeout: float = 30.0, what: str = "condition") -> T:
+def wait_for(
+    condition: Callable[[], T | None], *, timeout: float = 30.0, what: str = "condition"
+) -> T:
     """Poll until `condition()` is truthy and return its value; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -37,13 +40,18 @@ class Worker:
 
     def __init__(self, log_path: Path, *, concurrency: int = 2) -> None:
         self.log_path = log_path
+        self.concurrency = concurrency
+        self.start()
+
+    def start(self) -> None:
         command = [
             sys.executable, "-m", "celery", "-A", "app", "worker",
-            "-Q", "default,sync,webhooks,enrichment", "-c", str(concurrency),
+            "-Q", "default,sync,webhooks,enrichment", "-c", str(self.concurrency),
             "--loglevel", "INFO", "--without-mingle", "--without-gossip",
             "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
         ]  # fmt: skip
-        self._log = log_path.open("w")
+        self._starts = self.log_path.read_text().count(" ready.") if self.log_path.exists() else 0
+        self._log = self.log_path.open("a")
         self.process = subprocess.Popen(
             command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -52,13 +60,14 @@ class Worker:
     def _ready(self) -> bool:
         if self.process.poll() is not None:
             raise AssertionError(f"worker exited early:\n{self.log_path.read_text()}")
-        return " ready." in self.log_path.read_text()
+        return self.log_path.read_text().count(" ready.") > self._starts
 
     def kill(self) -> None:
         """SIGKILL the whole process group, as a crashed machine would."""
         if self.process.poll() is None:
             subprocess.run(["pkill", "-KILL", "-g", str(self.process.pid)], check=False)
             self.process.wait(timeout=10)
+        self._log.close()
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -84,3 +93,17 @@ def make_member(session: Session, agency_id: uuid.UUID, role: str = "admin") -> 
     agencies.add_member(session, agency_id=agency_id, user_id=user_id, role=AgencyRole(role))
     session.commit()
     return security.create_token(user_id)
+
+
+class ApiClient:
+    """`requests` against the API served by uvicorn on loopback, paths relative to its url."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self._session = requests.Session()
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self._session.get(self.base_url + path, timeout=30, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self._session.post(self.base_url + path, timeout=30, **kwargs)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
+from alembic import command
 from app import migrations
 from app.models import Base
 

@@ -1,0 +1,1 @@
+"""Fake providers served over loopback HTTP for tests, the demo and benchmarks."""

@@ -1,0 +1,103 @@
+"""Run an ASGI app with uvicorn on loopback, in a background thread or in the foreground."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+HOST = "127.0.0.1"
+
+
+class RunningServer:
+    """A uvicorn server answering on `url` from a daemon thread until `stop()`."""
+
+    def __init__(self, app: Any, *, port: int = 0, startup_timeout: float = 10.0) -> None:
+        self._sock = bind(port)
+        self.port: int = self._sock.getsockname()[1]
+        self.url = f"http://{HOST}:{self.port}"
+        self._server = uvicorn.Server(_config(app, self.port))
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"fake-http-{self.port}", daemon=True
+        )
+        self._thread.start()
+        _wait_until(lambda: self._server.started or not self._thread.is_alive(), startup_timeout)
+        if not self._server.started:
+            self.stop()
+            raise RuntimeError(f"server on {self.url} did not start") from self._error
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            # Open keep-alive or slow requests would otherwise hold the graceful shutdown.
+            self._server.force_exit = True
+            self._thread.join(timeout)
+        self._sock.close()
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            self._server.run(sockets=[self._sock])
+        except BaseException as error:  # uvicorn exits via SystemExit on startup failures
+            self._error = error
+
+
+@contextmanager
+def serve(app: Any, *, port: int = 0) -> Iterator[RunningServer]:
+    """`with serve(app) as running: requests.get(running.url + "/...")`."""
+    running = RunningServer(app, port=port)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def run_forever(app: Any, sock: socket.socket) -> None:
+    """Serve `app` on an already bound socket in the foreground until Ctrl-C."""
+    port = sock.getsockname()[1]
+    try:
+        uvicorn.Server(_config(app, port)).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def bind(port: int = 0) -> socket.socket:
+    """A loopback socket bound to `port` (0 picks a free one), so the port is known up front."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((HOST, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _config(app: Any, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=HOST,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        ws="none",
+        timeout_graceful_shutdown=2,
+    )
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)

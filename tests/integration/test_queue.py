@@ -1,0 +1,156 @@
+"""The claim/lease core on a real queue table: atomic claims, expired leases, backoff, replay."""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from app import db, queue
+from app.models import ProcessingStatus, WebhookEvent
+from tests.helpers import make_agency
+
+EVENTS = queue.QueueTable(WebhookEvent, order_by=[WebhookEvent.created_at])
+LEASE = timedelta(minutes=5)
+
+
+def add_events(session: Session, count: int) -> list[uuid.UUID]:
+    agency_id = make_agency(session)
+    rows = [
+        {"agency_id": agency_id, "event_type": "call.ended", "payload": {"n": n}}
+        for n in range(count)
+    ]
+    ids = list(session.scalars(insert(WebhookEvent).values(rows).returning(WebhookEvent.id)))
+    session.commit()
+    return ids
+
+
+def test_sixteen_connections_claim_every_row_exactly_once(session: Session) -> None:
+    ids = add_events(session, 2000)
+    claimed: list[list[uuid.UUID]] = [[] for _ in range(16)]
+    start = threading.Barrier(16)
+
+    def claimer(mine: list[uuid.UUID]) -> None:
+        start.wait()
+        while True:
+            with db.session_scope() as own:
+                batch = queue.claim(own, EVENTS, limit=10, lease=LEASE)
+            if not batch:
+                return
+            mine.extend(batch)
+
+    threads = [threading.Thread(target=claimer, args=(mine,)) for mine in claimed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = [item for mine in claimed for item in mine]
+    assert len(everything) == len(set(everything)) == 2000
+    assert set(everything) == set(ids)
+    assert sum(1 for mine in claimed if mine) > 1  # the claims really were concurrent
+
+
+def test_an_open_claim_is_skipped_by_another_transaction(session: Session) -> None:
+    add_events(session, 20)
+    with db.session_scope() as first, db.session_scope() as second:
+        a = queue.claim(first, EVENTS, limit=10, lease=LEASE)
+        b = queue.claim(second, EVENTS, limit=10, lease=LEASE)
+        assert len(a) == len(b) == 10
+        assert not set(a) & set(b)
+
+
+def test_claims_follow_fifo_order(session: Session) -> None:
+    ids = add_events(session, 5)
+    session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == ids[3])
+        .values(created_at=func.now() - timedelta(hours=1))
+    )
+    session.commit()
+    with db.session_scope() as own:
+        assert queue.claim(own, EVENTS, limit=1, lease=LEASE) == [ids[3]]
+
+
+def backdate_lease(session: Session, item_id: uuid.UUID) -> None:
+    session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == item_id)
+        .values(processing_started_at=func.now() - LEASE - timedelta(seconds=1))
+    )
+    session.commit()
+
+
+def test_an_expired_lease_is_claimed_again_and_counts_as_an_attempt(session: Session) -> None:
+    [item] = add_events(session, 1)
+    with db.session_scope() as own:
+        assert queue.claim(own, EVENTS, limit=10, lease=LEASE) == [item]
+    with db.session_scope() as own:
+        assert queue.claim(own, EVENTS, limit=10, lease=LEASE) == []  # still leased
+    backdate_lease(session, item)
+    with db.session_scope() as own:
+        assert queue.claim(own, EVENTS, limit=10, lease=LEASE) == [item]
+    row = session.get_one(WebhookEvent, item, populate_existing=True)
+    assert (row.status, row.attempts, row.error_message) == (
+        ProcessingStatus.processing,
+        1,
+        queue.LEASE_EXPIRED,
+    )
+
+
+def test_a_lease_lost_on_the_last_attempt_leaves_the_row_dead(session: Session) -> None:
+    [item] = add_events(session, 1)
+    session.execute(update(WebhookEvent).values(attempts=4))
+    session.commit()
+    with db.session_scope() as own:
+        queue.claim(own, EVENTS, limit=10, lease=LEASE)
+    backdate_lease(session, item)
+    with db.session_scope() as own:
+        assert queue.claim(own, EVENTS, limit=10, lease=LEASE) == []
+    row = session.get_one(WebhookEvent, item, populate_existing=True)
+    assert (row.status, row.attempts) == (ProcessingStatus.failed, row.max_attempts)
+
+
+def test_backoff_doubles_up_to_the_cap_with_bounded_jitter() -> None:
+    rng = random.Random(7)
+    delays = [
+        queue.backoff_delay(n, base=30, cap=3600, rng=rng).total_seconds() for n in range(1, 10)
+    ]
+    for attempt, delay in enumerate(delays, start=1):
+        floor = min(3600, 30 * 2 ** (attempt - 1))
+        assert floor <= delay <= floor * 1.5
+    assert len(set(delays)) == len(delays)
+
+
+def test_failures_back_off_until_dead_then_replay_revives(session: Session) -> None:
+    [item] = add_events(session, 1)
+    for attempt in range(1, 6):
+        with db.session_scope() as own:
+            assert queue.claim(own, EVENTS, limit=1, lease=LEASE) == [item]
+            retried = queue.mark_failed(own, EVENTS, item, "boom", base=30, cap=3600)
+        assert retried is (attempt < 5)
+        row = session.get_one(WebhookEvent, item, populate_existing=True)
+        assert row.attempts == attempt
+        if retried:
+            assert row.next_retry_at is not None
+            with db.session_scope() as own:  # not due yet
+                assert queue.claim(own, EVENTS, limit=1, lease=LEASE) == []
+            session.execute(update(WebhookEvent).values(next_retry_at=func.now()))
+            session.commit()
+    with db.session_scope() as own:
+        assert queue.claim(own, EVENTS, limit=1, lease=LEASE) == []  # dead
+        assert queue.replay(own, EVENTS) == 1
+    with db.session_scope() as own:
+        assert queue.claim(own, EVENTS, limit=1, lease=LEASE) == [item]
+        assert queue.mark_completed(own, EVENTS, [item]) == 1
+    status = session.scalar(select(WebhookEvent.status).where(WebhookEvent.id == item))
+    assert status == ProcessingStatus.completed
+
+
+def test_completing_a_row_that_is_not_leased_changes_nothing(session: Session) -> None:
+    [item] = add_events(session, 1)
+    with db.session_scope() as own:
+        assert queue.mark_completed(own, EVENTS, [item]) == 0  # pending, never claimed
