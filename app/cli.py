@@ -105,11 +105,12 @@ def fake_ultravox(
     api_key: Annotated[str, typer.Option(help="The X-API-Key it accepts.")] = "uv-demo-key",
     calls: Annotated[int, typer.Option(min=0, help="How many calls it holds.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the generated calls.")] = 0,
+    live_every: Annotated[int, typer.Option(min=0, help="Every Nth call is live; 0: none.")] = 10,
 ) -> None:
     """Serve a fake Ultravox API on loopback."""
     from app.fakes import ultravox
 
-    ultravox.run(port, api_key=api_key, calls=calls, seed=seed)
+    ultravox.run(port, api_key=api_key, calls=calls, seed=seed, live_every=live_every)
 
 
 @sync_cli.command("start")
@@ -186,3 +187,7 @@ def main() -> None:
         fail(f"error: {error.format_message()}")
     except LookupError as error:  # an unknown agency or job, or a job in the wrong state
         fail(f"error: {error.args[0]}")
+
+
+if __name__ == "__main__":
+    main()
