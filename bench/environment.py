@@ -7,7 +7,6 @@ at import time; worker processes inherit it.
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -43,8 +42,6 @@ def prepared() -> Iterator[Environment]:
         DATABASE_URL=BENCH_DATABASE_URL,
         REDIS_URL="redis://127.0.0.1:6379/14",
         ULTRAVOX_API_BASE_URL=f"http://127.0.0.1:{port}",
-        ENCRYPTION_KEY=os.environ.get("ENCRYPTION_KEY", secrets.token_urlsafe(24)),
-        JWT_SECRET=os.environ.get("JWT_SECRET", secrets.token_urlsafe(24)),
     )
     from sqlalchemy import create_engine, text
 
@@ -87,6 +84,10 @@ def print_table(title: str, rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(f"\n{title}\n")
     for n, row in enumerate(rows):
-        print("| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |")
+        print(
+            "| "
+            + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            + " |"
+        )
         if n == 0:
             print("|" + "|".join("-" * (width + 2) for width in widths) + "|")

@@ -1,97 +1,153 @@
-"""process-historical-sync: import one page of a job's calls from Ultravox (seed 000)."""
+"""process-historical-sync: import a job's calls from Ultravox page by page (seed 000).
+
+A page task imports a run of pages: each page is committed on its own (upsert, counters and
+cursor in one transaction), and while one page is being stored the next one is already being
+fetched. After a few seconds the task hands the job on to a fresh task at the current cursor,
+so one message carries many pages without holding a worker for long.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from app import crypto, db
 from app.config import get_settings
 from app.models import SyncJobStatus
 from app.ultravox import queries
-from app.ultravox.client import UltravoxClient, cursor_from_next
+from app.ultravox.client import UltravoxClient, UltravoxError, cursor_from_next
 from app.ultravox.schemas import CALLS_PER_BATCH, DEFAULT_MAX_CALLS, CallsPage
 
 log = logging.getLogger(__name__)
 
 NO_API_KEY = "Agency API key not configured"
+RUN_SECONDS = 2.0  # how long one task imports before handing the job on
 
 Result = dict[str, Any]
 Progress = Callable[[Result], None]
 
 
-def process_sync_page(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Result:
-    """Fetch the page at `cursor`, store its ended calls, and move the job on.
+class PageFailed(Exception):
+    """Fetching the page at `cursor` failed; the Ultravox error is the cause."""
 
-    Safe to run twice for the same page: only the run that finds the job still at `cursor`
-    writes, in one transaction with the upsert. Returns the seed's per-job result; status
-    `in_progress` means the caller should dispatch the page at result["cursor"].
+    def __init__(self, cursor: str | None) -> None:
+        super().__init__(f"page at cursor {cursor!r} failed")
+        self.cursor = cursor
+
+
+@dataclass(frozen=True)
+class _Job:
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    max_calls: int
+    date_from: datetime | None
+    date_to: datetime
+
+
+def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Result:
+    """Import pages from `cursor` on, for about RUN_SECONDS.
+
+    Safe to run twice for the same cursor: a page is written only by the run that finds the
+    job still at that page's cursor. Returns the seed's per-job result of the last page;
+    status `in_progress` means the caller dispatches the job again at result["cursor"].
+    Raises PageFailed when Ultravox fails.
     """
     with db.session_scope() as session:
-        job = queries.start_page(session, job_id)
-        if job is None or job.cursor != cursor:
-            return {"job_id": str(job_id), "status": "superseded", "cursor": cursor}
-        agency_id, max_calls = job.agency_id, job.max_calls or DEFAULT_MAX_CALLS
-        date_from, date_to, imported_so_far = job.date_from, job.date_to, job.imported_calls
-        api_key = crypto.decrypt(session, queries.get_encrypted_api_key(session, agency_id))
+        row = queries.start_page(session, job_id)
+        if row is None or row.cursor != cursor:
+            return _superseded(job_id, cursor)
+        job = _Job(row.id, row.agency_id, row.max_calls or DEFAULT_MAX_CALLS, row.date_from,
+                   row.date_to)  # fmt: skip
+        imported = row.imported_calls
+        api_key = crypto.decrypt(session, queries.get_encrypted_api_key(session, job.agency_id))
     if not api_key:
         return fail_job(job_id, NO_API_KEY)
-
-    page_size = max(1, min(CALLS_PER_BATCH, max_calls - imported_so_far))
     client = UltravoxClient(get_settings().ultravox_api_base_url, api_key)
-    page = client.list_calls(
-        cursor=cursor, page_size=page_size, from_date=date_from, to_date=date_to
+    deadline = time.monotonic() + RUN_SECONDS
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ultravox-prefetch") as prefetch:
+
+        def fetch(at: str | None, size: int) -> Future[CallsPage]:
+            return prefetch.submit(_fetch, client, job, at, size)
+
+        page_size = _page_size(job.max_calls, imported)
+        pending = fetch(cursor, page_size)
+        while True:
+            page = _result(pending, cursor)
+            next_cursor = cursor_from_next(page.next)
+            # Fetch the next page while this one is stored, if it is likely to be wanted.
+            expected = imported + sum(1 for call in page.results if call.ended is not None)
+            next_size = _page_size(job.max_calls, expected)
+            more = bool(next_cursor) and len(page.results) == page_size and next_size > 0
+            if more and time.monotonic() < deadline:
+                pending = fetch(next_cursor, next_size)
+            result = _store_page(job, cursor, page, page_size)
+            report(result)
+            if result["status"] != SyncJobStatus.in_progress or time.monotonic() >= deadline:
+                return result
+            imported, cursor = result["imported_calls"], next_cursor
+            page_size = _page_size(job.max_calls, imported)
+            if page_size != next_size:  # fewer calls were new than expected: ask again
+                pending = fetch(cursor, page_size)
+
+
+def _page_size(max_calls: int, imported: int) -> int:
+    return max(0, min(CALLS_PER_BATCH, max_calls - imported))
+
+
+def _fetch(client: UltravoxClient, job: _Job, cursor: str | None, size: int) -> CallsPage:
+    return client.list_calls(
+        cursor=cursor, page_size=size, from_date=job.date_from, to_date=job.date_to
     )
-    result = _store_page(job_id, agency_id, cursor, page, page_size, max_calls)
-    report(result)
-    return result
 
 
-def _store_page(
-    job_id: uuid.UUID,
-    agency_id: uuid.UUID,
-    cursor: str | None,
-    page: CallsPage,
-    page_size: int,
-    max_calls: int,
-) -> Result:
+def _result(pending: Future[CallsPage], cursor: str | None) -> CallsPage:
+    try:
+        return pending.result()
+    except UltravoxError as error:
+        raise PageFailed(cursor) from error
+
+
+def _store_page(job: _Job, cursor: str | None, page: CallsPage, page_size: int) -> Result:
+    """Upsert the page's ended calls and move the job on, in one transaction."""
     ended = [call.model_dump(mode="json") for call in page.results if call.ended is not None]
     next_cursor = cursor_from_next(page.next)
     with db.session_scope() as session:
-        job = queries.lock_job_at_cursor(session, job_id, cursor)
-        if job is None:
-            return {"job_id": str(job_id), "status": "superseded", "cursor": cursor}
-        imported = queries.upsert_calls(session, agency_id, ended) if ended else 0
+        locked = queries.lock_job_at_cursor(session, job.id, cursor)
+        if locked is None:
+            return _superseded(job.id, cursor)
+        imported = queries.upsert_calls(session, job.agency_id, ended) if ended else 0
+        skipped = len(page.results) - imported
         totals = queries.update_sync_job_progress(
-            session,
-            job_id,
-            cursor=next_cursor,
-            processed=len(page.results),
-            imported=imported,
-            skipped=len(page.results) - imported,
-            failed=0,
-            total=page.total,
-        )
+            session, job.id, cursor=next_cursor, processed=len(page.results),
+            imported=imported, skipped=skipped, failed=0, total=page.total,
+        )  # fmt: skip
         result: Result = {
-            "job_id": str(job_id),
+            "job_id": str(job.id),
             "status": SyncJobStatus.in_progress.value,
             "imported": imported,
-            "skipped": len(page.results) - imported,
+            "skipped": skipped,
             "failed": 0,
             "processed_calls": totals.processed_calls,
+            "imported_calls": totals.imported_calls,
             "total_calls": totals.total_calls,
         }
-        reason = _completion_reason(totals.imported_calls, max_calls, next_cursor, page, page_size)
-        if job.status == SyncJobStatus.cancelled:
+        reason = _completion_reason(
+            totals.imported_calls, job.max_calls, next_cursor, page, page_size
+        )
+        if locked.status == SyncJobStatus.cancelled:
             result["status"] = SyncJobStatus.cancelled.value
         elif reason:
-            queries.complete_sync_job(session, job_id)
+            queries.complete_sync_job(session, job.id)
             result.update(status=SyncJobStatus.completed.value, reason=reason)
         else:
             result["cursor"] = next_cursor
-    log.info("sync job %s: %s", job_id, result)
+    log.debug("sync job %s: %s", job.id, result)
     return result
 
 
@@ -103,6 +159,11 @@ def _completion_reason(
     if next_cursor is None or len(page.results) < page_size:
         return "all_calls_fetched"
     return None
+
+
+def _superseded(job_id: uuid.UUID, cursor: str | None) -> Result:
+    """Another task already moved this job past `cursor`, or the job has ended."""
+    return {"job_id": str(job_id), "status": "superseded", "cursor": cursor}
 
 
 def fail_job(job_id: uuid.UUID, error: str) -> Result:

@@ -12,7 +12,7 @@ from app import db
 from app.celery import Queue, app, periodic_task
 from app.config import get_settings
 from app.ultravox import queries, service
-from app.ultravox.client import UltravoxError, UltravoxRetryable
+from app.ultravox.client import UltravoxRetryable
 
 CLAIM_BATCH = 3  # seed 000: each invocation processes up to 3 jobs
 PAGE_RETRIES = 3
@@ -39,26 +39,27 @@ def process_historical_sync() -> dict[str, Any]:
     name="ultravox.process_sync_page",
     bind=True,
     queue=Queue.SYNC,
-    ignore_result=False,  # the result backend carries the page's progress for Flower
+    ignore_result=False,  # the result backend carries the job's progress for Flower
     max_retries=PAGE_RETRIES,
     autoretry_for=(OperationalError,),  # database blips only
     retry_backoff=True,
 )
 def process_sync_page(self: Task[Any, Any], job_id: str, cursor: str | None) -> dict[str, Any]:
-    """One page of one job; dispatches the next page once this one is committed."""
+    """Import a run of pages from `cursor`; then hand the job on at its new cursor."""
     job = uuid.UUID(job_id)
     self.update_state(state="PROGRESS", meta={"job_id": job_id, "cursor": cursor})
     try:
-        result = service.process_sync_page(
+        result = service.import_pages(
             job, cursor, report=lambda meta: self.update_state(state="PROGRESS", meta=meta)
         )
-    except UltravoxRetryable as error:
-        # tenacity already retried within the request; now retry the page from the same cursor.
-        if self.request.retries < PAGE_RETRIES:
-            raise self.retry(exc=error, countdown=get_settings().task_retry_seconds) from error
-        result = service.fail_job(job, f"{error} (after {PAGE_RETRIES} retries)")
-    except UltravoxError as error:
-        result = service.fail_job(job, str(error))
+    except service.PageFailed as failure:
+        error = failure.__cause__
+        # tenacity already retried within the request; now retry the page from its cursor.
+        if isinstance(error, UltravoxRetryable) and self.request.retries < PAGE_RETRIES:
+            countdown = get_settings().task_retry_seconds
+            raise self.retry(args=(job_id, failure.cursor), countdown=countdown) from error
+        suffix = f" (after {PAGE_RETRIES} retries)" if isinstance(error, UltravoxRetryable) else ""
+        result = service.fail_job(job, f"{error}{suffix}")
     if result.get("status") == "in_progress":
         process_sync_page.delay(job_id, result["cursor"])
     return result
