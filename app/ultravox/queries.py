@@ -64,6 +64,7 @@ def lock_job_at_cursor(
             HistoricalSyncJob.status.in_([SyncJobStatus.in_progress, SyncJobStatus.cancelled]),
         )
         .with_for_update()
+        .execution_options(populate_existing=True)  # a long-lived session must see the lock's row
     )
     return session.scalars(stmt).one_or_none()
 

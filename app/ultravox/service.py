@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from app import crypto, db
 from app.config import get_settings
 from app.models import SyncJobStatus
@@ -58,17 +60,32 @@ def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Res
     status `in_progress` means the caller dispatches the job again at result["cursor"].
     Raises PageFailed when Ultravox fails.
     """
-    with db.session_scope() as session:
-        row = queries.start_page(session, job_id)
-        if row is None or row.cursor != cursor:
-            return _superseded(job_id, cursor)
-        job = _Job(row.id, row.agency_id, row.max_calls or DEFAULT_MAX_CALLS, row.date_from,
-                   row.date_to)  # fmt: skip
-        imported = row.imported_calls
-        api_key = crypto.decrypt(session, queries.get_encrypted_api_key(session, job.agency_id))
-    if not api_key:
-        return fail_job(job_id, NO_API_KEY)
-    client = UltravoxClient(get_settings().ultravox_api_base_url, api_key)
+    # One session for the whole run: a transaction per page, without a checkout (and its
+    # liveness ping) per page.
+    with db.get_sessionmaker()() as session:
+        with session.begin():
+            row = queries.start_page(session, job_id)
+            if row is None or row.cursor != cursor:
+                return _superseded(job_id, cursor)
+            job = _Job(row.id, row.agency_id, row.max_calls or DEFAULT_MAX_CALLS, row.date_from,
+                       row.date_to)  # fmt: skip
+            imported = row.imported_calls
+            encrypted = queries.get_encrypted_api_key(session, job.agency_id)
+            api_key = crypto.decrypt(session, encrypted)
+        if not api_key:
+            return fail_job(job_id, NO_API_KEY)
+        client = UltravoxClient(get_settings().ultravox_api_base_url, api_key)
+        return _run(session, client, job, cursor, imported, report)
+
+
+def _run(
+    session: Session,
+    client: UltravoxClient,
+    job: _Job,
+    cursor: str | None,
+    imported: int,
+    report: Progress,
+) -> Result:
     deadline = time.monotonic() + RUN_SECONDS
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ultravox-prefetch") as prefetch:
 
@@ -86,7 +103,8 @@ def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Res
             more = bool(next_cursor) and len(page.results) == page_size and next_size > 0
             if more and time.monotonic() < deadline:
                 pending = fetch(next_cursor, next_size)
-            result = _store_page(job, cursor, page, page_size)
+            with session.begin():
+                result = _store_page(session, job, cursor, page, page_size)
             report(result)
             if result["status"] != SyncJobStatus.in_progress or time.monotonic() >= deadline:
                 return result
@@ -113,40 +131,39 @@ def _result(pending: Future[CallsPage], cursor: str | None) -> CallsPage:
         raise PageFailed(cursor) from error
 
 
-def _store_page(job: _Job, cursor: str | None, page: CallsPage, page_size: int) -> Result:
-    """Upsert the page's ended calls and move the job on, in one transaction."""
+def _store_page(
+    session: Session, job: _Job, cursor: str | None, page: CallsPage, page_size: int
+) -> Result:
+    """Upsert the page's ended calls and move the job on, in the caller's transaction."""
     ended = [call.model_dump(mode="json") for call in page.results if call.ended is not None]
     next_cursor = cursor_from_next(page.next)
-    with db.session_scope() as session:
-        locked = queries.lock_job_at_cursor(session, job.id, cursor)
-        if locked is None:
-            return _superseded(job.id, cursor)
-        imported = queries.upsert_calls(session, job.agency_id, ended) if ended else 0
-        skipped = len(page.results) - imported
-        totals = queries.update_sync_job_progress(
-            session, job.id, cursor=next_cursor, processed=len(page.results),
-            imported=imported, skipped=skipped, failed=0, total=page.total,
-        )  # fmt: skip
-        result: Result = {
-            "job_id": str(job.id),
-            "status": SyncJobStatus.in_progress.value,
-            "imported": imported,
-            "skipped": skipped,
-            "failed": 0,
-            "processed_calls": totals.processed_calls,
-            "imported_calls": totals.imported_calls,
-            "total_calls": totals.total_calls,
-        }
-        reason = _completion_reason(
-            totals.imported_calls, job.max_calls, next_cursor, page, page_size
-        )
-        if locked.status == SyncJobStatus.cancelled:
-            result["status"] = SyncJobStatus.cancelled.value
-        elif reason:
-            queries.complete_sync_job(session, job.id)
-            result.update(status=SyncJobStatus.completed.value, reason=reason)
-        else:
-            result["cursor"] = next_cursor
+    locked = queries.lock_job_at_cursor(session, job.id, cursor)
+    if locked is None:
+        return _superseded(job.id, cursor)
+    imported = queries.upsert_calls(session, job.agency_id, ended) if ended else 0
+    skipped = len(page.results) - imported
+    totals = queries.update_sync_job_progress(
+        session, job.id, cursor=next_cursor, processed=len(page.results),
+        imported=imported, skipped=skipped, failed=0, total=page.total,
+    )  # fmt: skip
+    result: Result = {
+        "job_id": str(job.id),
+        "status": SyncJobStatus.in_progress.value,
+        "imported": imported,
+        "skipped": skipped,
+        "failed": 0,
+        "processed_calls": totals.processed_calls,
+        "imported_calls": totals.imported_calls,
+        "total_calls": totals.total_calls,
+    }
+    reason = _completion_reason(totals.imported_calls, job.max_calls, next_cursor, page, page_size)
+    if locked.status == SyncJobStatus.cancelled:
+        result["status"] = SyncJobStatus.cancelled.value
+    elif reason:
+        queries.complete_sync_job(session, job.id)
+        result.update(status=SyncJobStatus.completed.value, reason=reason)
+    else:
+        result["cursor"] = next_cursor
     log.debug("sync job %s: %s", job.id, result)
     return result
 

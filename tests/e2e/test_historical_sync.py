@@ -226,6 +226,12 @@ def test_a_killed_worker_loses_nothing_and_the_job_resumes_at_its_cursor(
     fake_ultravox.inject("slow", seconds=30)  # the second one hangs...
     job_id = start(client, headers, max_calls=1000)
     wait_for(lambda: len(list_requests(fake_ultravox)) == 2, what="the second page in flight")
+
+    def first_page_stored() -> bool:
+        session.expire_all()
+        return session.get_one(HistoricalSyncJob, uuid.UUID(job_id)).cursor is not None
+
+    wait_for(first_page_stored, what="the first page to be stored")
     worker.kill()  # ...and its worker dies mid-page
     fake_ultravox.clear_faults()
     try:
