@@ -130,7 +130,7 @@ def sync_start(
         request = StartSync(date_from=date_from, date_to=date_to, max_calls=max_calls)
     except ValidationError as error:
         raise typer.BadParameter(_first_error(error)) from error
-    job_id = operations.start(agency, request)
+    job_id = operations.start(agency, request).id
     typer.echo(f"sync job {job_id} started")
     if watch:
         operations.watch(job_id)

@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     encryption_key: SecretStr = Field(min_length=16)
     jwt_secret: SecretStr = Field(min_length=16)
-    service_token: SecretStr | None = None
+    service_token: SecretStr | None = Field(default=None, min_length=16)
 
     ultravox_api_base_url: str = "https://api.ultravox.ai"
     elevenlabs_api_base_url: str = "https://api.elevenlabs.io"

@@ -14,7 +14,10 @@ from app.config import get_settings
 
 @lru_cache
 def get_engine() -> Engine:
-    return create_engine(get_settings().database_url, pool_pre_ping=True, pool_size=10)
+    # hide_parameters: statements carry ENCRYPTION_KEY, and errors must not print it.
+    return create_engine(
+        get_settings().database_url, pool_pre_ping=True, pool_size=10, hide_parameters=True
+    )
 
 
 @lru_cache

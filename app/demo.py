@@ -52,11 +52,11 @@ def run(*, calls: int) -> None:
         api_url = f"http://127.0.0.1:{api_port}"
         for name, command, ready in _processes(api_port, api_url):
             stack.enter_context(_child(name, command, env, ready))
-        token = _owner_token(api_key)
+        agency_id, token = _owner_token(api_key)
         job = _start_sync(api_url, token, calls)
         operations.watch(uuid.UUID(job["id"]))
         _show_cron_run(api_url)
-        _show_summary()
+        _show_summary(agency_id)
     console.print("[bold]stopped[/bold] worker, beat, API and fake Ultravox")
 
 
@@ -115,13 +115,13 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _owner_token(api_key: str) -> str:
+def _owner_token(api_key: str) -> tuple[uuid.UUID, str]:
     user_id = uuid.uuid4()
     with db.session_scope() as session:
         agency_id = agencies.add_agency(session, name="Demo agency", ultravox_api_key=api_key)
         agencies.add_member(session, agency_id=agency_id, user_id=user_id, role=AgencyRole.owner)
     console.print(f"[bold]agency[/bold] {agency_id} with owner {user_id}")
-    return security.create_token(user_id)
+    return agency_id, security.create_token(user_id)
 
 
 def _start_sync(api_url: str, token: str, calls: int) -> dict[str, Any]:
@@ -154,10 +154,10 @@ def _show_cron_run(api_url: str) -> None:
 
 SUMMARY_SQL = {
     "sync job": "SELECT status || ': ' || imported_calls || ' imported, ' || skipped_calls"
-    " || ' skipped of ' || total_calls FROM historical_sync_jobs ORDER BY created_at DESC LIMIT 1",
-    "calls stored": "SELECT count(*) FROM calls",
+    " || ' skipped of ' || total_calls FROM historical_sync_jobs WHERE agency_id = :agency",
+    "calls stored": "SELECT count(*) FROM calls WHERE agency_id = :agency",
     "transcripts queued by call_ended_queue_transcript": "SELECT count(*) FROM enrichment_queue"
-    " WHERE type = 'transcript'",
+    " JOIN calls ON calls.id = call_id WHERE type = 'transcript' AND agency_id = :agency",
     "latest cron run": "SELECT job_name || ' ' || status || ' ' || coalesce(result::text, '')"
     " FROM cron_job_logs ORDER BY started_at DESC LIMIT 1",
     "schedule (virsyn_cron_jobs)": "SELECT string_agg(jobname || ' ' || schedule, '; ')"
@@ -165,11 +165,12 @@ SUMMARY_SQL = {
 }
 
 
-def _show_summary() -> None:
+def _show_summary(agency_id: uuid.UUID) -> None:
     table = Table(title="What happened")
     table.add_column("what")
     table.add_column("value")
     with db.session_scope() as session:
         for label, sql in SUMMARY_SQL.items():
-            table.add_row(label, str(session.scalar(text(sql))))
+            value = session.scalar(text(sql), {"agency": agency_id} if ":agency" in sql else {})
+            table.add_row(label, str(value))
     console.print(table)

@@ -69,8 +69,8 @@ def send(
         response = session.request(method, url, timeout=timeout, **kwargs)
     except requests.Timeout as error:
         raise retryable(f"{method} {_path(url)}: no answer within {timeout:g}s") from error
-    except requests.ConnectionError as error:
-        raise retryable(f"{method} {_path(url)}: connection failed") from error
+    except requests.RequestException as error:
+        raise retryable(f"{method} {_path(url)}: {type(error).__name__}") from error
     raise_for_status(response, retryable=retryable, fatal=fatal)
     return response
 
@@ -100,6 +100,8 @@ def retry_after_seconds(response: requests.Response) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000" means UTC without saying so
+        when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 

@@ -10,6 +10,7 @@ import jwt
 from app.config import get_settings
 
 ALGORITHM = "HS256"
+AUDIENCE = "authenticated"  # what Supabase puts in `aud` for signed-in users
 
 
 class InvalidToken(Exception):
@@ -18,7 +19,13 @@ class InvalidToken(Exception):
 
 def create_token(user_id: uuid.UUID, *, ttl: timedelta = timedelta(hours=1)) -> str:
     now = datetime.now(UTC)
-    claims = {"sub": str(user_id), "role": "authenticated", "iat": now, "exp": now + ttl}
+    claims = {
+        "sub": str(user_id),
+        "aud": AUDIENCE,
+        "role": "authenticated",
+        "iat": now,
+        "exp": now + ttl,
+    }
     return jwt.encode(claims, get_settings().jwt_secret.get_secret_value(), ALGORITHM)
 
 
@@ -28,6 +35,7 @@ def user_from_token(token: str) -> uuid.UUID:
             token,
             get_settings().jwt_secret.get_secret_value(),
             algorithms=[ALGORITHM],
+            audience=AUDIENCE,
             options={"require": ["sub", "exp"]},
         )
         return uuid.UUID(claims["sub"])

@@ -15,6 +15,7 @@ import requests
 from sqlalchemy.orm import Session
 
 from app import agencies, security
+from app.celery import app as celery_app
 from app.models import AgencyRole
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,7 @@ class Worker:
     def __init__(self, log_path: Path, *, concurrency: int = 2) -> None:
         self.log_path = log_path
         self.concurrency = concurrency
+        self.name = f"test-{uuid.uuid4().hex[:8]}@callsync"
         self.start()
 
     def start(self) -> None:
@@ -48,7 +50,7 @@ class Worker:
             sys.executable, "-m", "celery", "-A", "app", "worker",
             "-Q", "default,sync,webhooks,enrichment", "-c", str(self.concurrency),
             "--loglevel", "INFO", "--without-mingle", "--without-gossip",
-            "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
+            "-n", self.name,
         ]  # fmt: skip
         self._starts = self.log_path.read_text().count(" ready.") if self.log_path.exists() else 0
         self._log = self.log_path.open("a")
@@ -61,6 +63,16 @@ class Worker:
         if self.process.poll() is not None:
             raise AssertionError(f"worker exited early:\n{self.log_path.read_text()}")
         return self.log_path.read_text().count(" ready.") > self._starts
+
+    def wait_idle(self) -> None:
+        """Until the worker runs, holds and waits on no task, so no test sees another's."""
+        inspect = celery_app.control.inspect(destination=[self.name], timeout=2.0, limit=1)
+
+        def idle() -> bool:
+            views = (inspect.active(), inspect.reserved(), inspect.scheduled())
+            return all(view is not None and view.get(self.name) == [] for view in views)
+
+        wait_for(idle, timeout=60, what="the worker to be idle")
 
     def kill(self) -> None:
         """SIGKILL the whole process group, as a crashed machine would."""

@@ -1,10 +1,12 @@
-"""`callsync sync start|status|cancel`: the operator's view of historical syncs."""
+"""Starting, cancelling and watching historical syncs, for the API and `callsync sync`."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
+from kombu.exceptions import OperationalError as BrokerError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
@@ -13,26 +15,36 @@ from sqlalchemy.orm import Session
 
 from app import db
 from app.models import Agency, HistoricalSyncJob, SyncJobStatus
-from app.ultravox import queries
+from app.ultravox import queries, tasks
 from app.ultravox.schemas import StartSync
+
+log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 FINISHED = (SyncJobStatus.completed, SyncJobStatus.failed, SyncJobStatus.cancelled)
 
 
-def start(agency_id: uuid.UUID, request: StartSync) -> uuid.UUID:
-    """Create the job, commit, then send its first page (start-historical-sync)."""
-    from app.ultravox import tasks
+class ActiveJobExists(LookupError):
+    """The agency already has a pending or in-progress sync job."""
 
+
+def start(agency_id: uuid.UUID, request: StartSync) -> HistoricalSyncJob:
+    """start-historical-sync: create the job, commit, then send its first page."""
     try:
         with db.session_scope() as session:
             if session.get(Agency, agency_id) is None:
                 raise LookupError(f"no agency {agency_id}")
-            job_id = queries.create_sync_job(session, agency_id, request).id
+            job = queries.create_sync_job(session, agency_id, request)
     except IntegrityError as error:
-        raise LookupError(f"agency {agency_id} already has an active sync job") from error
-    tasks.process_sync_page.delay(str(job_id), None)
-    return job_id
+        if "uq_sync_jobs_one_active" not in str(error.orig):
+            raise
+        raise ActiveJobExists(f"agency {agency_id} already has an active sync job") from error
+    try:
+        tasks.process_sync_page.delay(str(job.id), None)
+    except BrokerError:
+        # The job is committed: process-historical-sync claims it on its next tick.
+        log.warning("broker unavailable; sync job %s waits for the next claim", job.id)
+    return job
 
 
 def cancel(job_id: uuid.UUID) -> str:

@@ -29,11 +29,15 @@ def claim_sync_jobs(session: Session, *, limit: int, lease_seconds: int) -> list
     return list(session.execute(stmt, {"limit": limit, "lease": lease_seconds}))
 
 
-def start_page(session: Session, job_id: uuid.UUID) -> HistoricalSyncJob | None:
-    """Mark an active job in_progress and renew its lease; None when it is no longer active."""
+def start_page(session: Session, job_id: uuid.UUID, cursor: str | None) -> HistoricalSyncJob | None:
+    """Renew the lease of an active job still waiting at `cursor`; None for a stale task."""
     stmt = (
         update(HistoricalSyncJob)
-        .where(HistoricalSyncJob.id == job_id, HistoricalSyncJob.status.in_(ACTIVE))
+        .where(
+            HistoricalSyncJob.id == job_id,
+            HistoricalSyncJob.status.in_(ACTIVE),
+            HistoricalSyncJob.cursor.is_not_distinct_from(cursor),
+        )
         .values(
             status=SyncJobStatus.in_progress,
             started_at=func.coalesce(HistoricalSyncJob.started_at, func.now()),
@@ -64,7 +68,6 @@ def lock_job_at_cursor(
             HistoricalSyncJob.status.in_([SyncJobStatus.in_progress, SyncJobStatus.cancelled]),
         )
         .with_for_update()
-        .execution_options(populate_existing=True)  # a long-lived session must see the lock's row
     )
     return session.scalars(stmt).one_or_none()
 

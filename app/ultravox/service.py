@@ -60,26 +60,22 @@ def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Res
     status `in_progress` means the caller dispatches the job again at result["cursor"].
     Raises PageFailed when Ultravox fails.
     """
-    # One session for the whole run: a transaction per page, without a checkout (and its
-    # liveness ping) per page.
-    with db.get_sessionmaker()() as session:
-        with session.begin():
-            row = queries.start_page(session, job_id)
-            if row is None or row.cursor != cursor:
-                return _superseded(job_id, cursor)
-            job = _Job(row.id, row.agency_id, row.max_calls or DEFAULT_MAX_CALLS, row.date_from,
-                       row.date_to)  # fmt: skip
-            imported = row.imported_calls
-            encrypted = queries.get_encrypted_api_key(session, job.agency_id)
-            api_key = crypto.decrypt(session, encrypted)
-        if not api_key:
-            return fail_job(job_id, NO_API_KEY)
-        client = UltravoxClient(get_settings().ultravox_api_base_url, api_key)
-        return _run(session, client, job, cursor, imported, report)
+    with db.session_scope() as session:
+        row = queries.start_page(session, job_id, cursor)
+        if row is None:
+            return _superseded(job_id, cursor)
+        job = _Job(row.id, row.agency_id, row.max_calls or DEFAULT_MAX_CALLS, row.date_from,
+                   row.date_to)  # fmt: skip
+        imported = row.imported_calls
+        encrypted = queries.get_encrypted_api_key(session, job.agency_id)
+        api_key = crypto.decrypt(session, encrypted)
+    if not api_key:
+        return fail_job(job_id, cursor, NO_API_KEY)
+    client = UltravoxClient(get_settings().ultravox_api_base_url, api_key)
+    return _run(client, job, cursor, imported, report)
 
 
 def _run(
-    session: Session,
     client: UltravoxClient,
     job: _Job,
     cursor: str | None,
@@ -93,25 +89,29 @@ def _run(
             return prefetch.submit(_fetch, client, job, at, size)
 
         page_size = _page_size(job.max_calls, imported)
-        pending = fetch(cursor, page_size)
+        pending: Future[CallsPage] | None = fetch(cursor, page_size)
         while True:
-            page = _result(pending, cursor)
+            page = _result(pending or fetch(cursor, page_size), cursor)
             next_cursor = cursor_from_next(page.next)
             # Fetch the next page while this one is stored, if it is likely to be wanted.
             expected = imported + sum(1 for call in page.results if call.ended is not None)
             next_size = _page_size(job.max_calls, expected)
-            more = bool(next_cursor) and len(page.results) == page_size and next_size > 0
-            if more and time.monotonic() < deadline:
-                pending = fetch(next_cursor, next_size)
-            with session.begin():
+            go_on = (
+                bool(next_cursor)
+                and len(page.results) == page_size
+                and next_size > 0
+                and time.monotonic() < deadline
+            )
+            pending = fetch(next_cursor, next_size) if go_on else None
+            with db.session_scope() as session:
                 result = _store_page(session, job, cursor, page, page_size)
             report(result)
-            if result["status"] != SyncJobStatus.in_progress or time.monotonic() >= deadline:
+            if result["status"] != SyncJobStatus.in_progress or not go_on:
                 return result
             imported, cursor = result["imported_calls"], next_cursor
             page_size = _page_size(job.max_calls, imported)
             if page_size != next_size:  # fewer calls were new than expected: ask again
-                pending = fetch(cursor, page_size)
+                pending = None
 
 
 def _page_size(max_calls: int, imported: int) -> int:
@@ -183,9 +183,11 @@ def _superseded(job_id: uuid.UUID, cursor: str | None) -> Result:
     return {"job_id": str(job_id), "status": "superseded", "cursor": cursor}
 
 
-def fail_job(job_id: uuid.UUID, error: str) -> Result:
-    """fail_sync_job, and the seed's per-job error result."""
+def fail_job(job_id: uuid.UUID, cursor: str | None, error: str) -> Result:
+    """fail_sync_job, unless another task has already moved the job past `cursor`."""
     with db.session_scope() as session:
+        if queries.lock_job_at_cursor(session, job_id, cursor) is None:
+            return _superseded(job_id, cursor)
         queries.fail_sync_job(session, job_id, error)
     log.warning("sync job %s failed: %s", job_id, error)
     return {"job_id": str(job_id), "error": error}

@@ -59,7 +59,12 @@ def process_sync_page(self: Task[Any, Any], job_id: str, cursor: str | None) -> 
             countdown = get_settings().task_retry_seconds
             raise self.retry(args=(job_id, failure.cursor), countdown=countdown) from error
         suffix = f" (after {PAGE_RETRIES} retries)" if isinstance(error, UltravoxRetryable) else ""
-        result = service.fail_job(job, f"{error}{suffix}")
+        result = service.fail_job(job, failure.cursor, f"{error}{suffix}")
+    except OperationalError:
+        raise  # the database itself: retried above; beat re-claims the job if that fails too
+    except Exception as error:
+        # Anything else would fail the same way again: record it rather than loop on it.
+        result = service.fail_job(job, cursor, f"{type(error).__name__}: {error}")
     if result.get("status") == "in_progress":
         process_sync_page.delay(job_id, result["cursor"])
     return result

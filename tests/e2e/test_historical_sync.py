@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -21,8 +22,9 @@ DATE_TO = "2030-01-01T00:00:00Z"
 
 
 @pytest.fixture
-def client(api: ApiClient, worker: Worker) -> ApiClient:
-    return api
+def client(api: ApiClient, worker: Worker) -> Iterator[ApiClient]:
+    yield api
+    worker.wait_idle()
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def _database_ok() -> bool:
 
 def _broker_ok() -> bool:
     try:
-        client = redis.Redis.from_url(get_settings().redis_url, socket_timeout=2)
-        return bool(client.ping())
+        with redis.Redis.from_url(get_settings().redis_url, socket_timeout=2) as client:
+            return bool(client.ping())
     except redis.RedisError:
         return False

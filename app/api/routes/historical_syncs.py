@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy.exc import IntegrityError
 
 from app.api.deps import AdminDep, CallerDep, SessionDep
 from app.models import HistoricalSyncJob
-from app.ultravox import queries, tasks
+from app.ultravox import operations, queries
 from app.ultravox.schemas import StartSync, SyncJobOut, SyncJobPage
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/historical-syncs", tags=["historical syncs"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def start_historical_sync(body: StartSync, session: SessionDep, caller: AdminDep) -> SyncJobOut:
+def start_historical_sync(body: StartSync, caller: AdminDep) -> SyncJobOut:
     """Create a pending job for the caller's agency and send its first page at once."""
     try:
-        job = queries.create_sync_job(session, caller.agency_id, body)
-        session.commit()
-    except IntegrityError as error:
-        if "uq_sync_jobs_one_active" not in str(error.orig):
-            raise
+        job = operations.start(caller.agency_id, body)
+    except operations.ActiveJobExists as error:
         raise HTTPException(
             status.HTTP_409_CONFLICT, "this agency already has an active sync job"
         ) from error
-    try:
-        tasks.process_sync_page.delay(str(job.id), None)
-    except BrokerError:
-        # The job is committed: process-historical-sync claims it on its next tick.
-        log.warning("broker unavailable; sync job %s waits for the next claim", job.id)
     return SyncJobOut.model_validate(job)
 
 
