@@ -5,7 +5,9 @@ A queue row is `pending`, `processing` (leased to a worker since processing_star
 attempts < max_attempts; a failed row with attempts = max_attempts is dead until replayed.
 
 Every claim is one statement, `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)
-RETURNING`, so two workers never hold the same row. A `processing` row whose lease expired
+RETURNING`, so two workers never hold the same row. The claim's processing_started_at is its
+lease: completing or failing a row checks it, so a worker whose lease expired and was taken
+over changes nothing. A `processing` row whose lease expired
 belonged to a worker that died: the claim counts that run as a failed attempt and takes the
 row again, or buries it as dead when that was its last attempt.
 """
@@ -16,7 +18,7 @@ import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +37,14 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from app.models import ProcessingStatus
 
 LEASE_EXPIRED = "lease expired: the worker stopped before finishing"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Rows claimed together, and the processing_started_at that proves they are still ours."""
+
+    leased_at: datetime | None
+    ids: list[uuid.UUID]
 
 
 @dataclass(frozen=True)
@@ -65,8 +75,8 @@ def claim(
     limit: int,
     lease: timedelta,
     where: ColumnElement[bool] | None = None,
-) -> list[uuid.UUID]:
-    """Lease up to `limit` due rows in the queue's index order and return their ids.
+) -> Lease:
+    """Lease up to `limit` due rows in the queue's index order.
 
     Due means pending, failed with a retry due, or processing with an expired lease.
     """
@@ -101,14 +111,18 @@ def claim(
             processing_started_at=func.now(),
             next_retry_at=case((last_try, None), else_=c.next_retry_at),
         )
-        .returning(c.id, c.status)
+        .returning(c.id, c.status, c.processing_started_at)
     )
-    return [row.id for row in session.execute(stmt) if row.status == status.processing]
+    rows = [row for row in session.execute(stmt) if row.status == status.processing]
+    # now() is the transaction's start, so every row of one claim has the same lease.
+    return Lease(rows[0].processing_started_at if rows else None, [row.id for row in rows])
 
 
-def mark_completed(session: Session, queue: QueueTable, ids: Sequence[uuid.UUID]) -> int:
-    """Complete leased rows; returns how many were still ours to complete."""
-    stmt = _leased(queue, ids).values(
+def mark_completed(
+    session: Session, queue: QueueTable, lease: Lease, ids: Sequence[uuid.UUID] | None = None
+) -> int:
+    """Complete the lease's rows (or `ids` among them); returns how many were still ours."""
+    stmt = _leased(queue, lease, lease.ids if ids is None else ids).values(
         status=ProcessingStatus.completed, processed_at=func.now(), error_message=None
     )
     return session.execute(stmt).rowcount  # type: ignore[attr-defined, no-any-return]
@@ -117,6 +131,7 @@ def mark_completed(session: Session, queue: QueueTable, ids: Sequence[uuid.UUID]
 def mark_failed(
     session: Session,
     queue: QueueTable,
+    lease: Lease,
     item_id: uuid.UUID,
     error: str,
     *,
@@ -125,11 +140,11 @@ def mark_failed(
 ) -> bool:
     """Record a failed attempt: retry later with backoff, or dead at max_attempts.
 
-    Returns True when the row will be retried.
+    Returns True when the row will be retried; False when it is dead or no longer ours.
     """
     c = queue.columns
     row = session.execute(
-        select(c.attempts, c.max_attempts).where(c.id == item_id).with_for_update()
+        select(c.attempts, c.max_attempts).where(_ours(queue, lease, [item_id])).with_for_update()
     ).one_or_none()
     if row is None:
         return False
@@ -137,7 +152,7 @@ def mark_failed(
     retry = bool(attempt < row.max_attempts)
     next_retry = func.now() + backoff_delay(attempt, base=base, cap=cap) if retry else None
     session.execute(
-        _leased(queue, [item_id]).values(
+        _leased(queue, lease, [item_id]).values(
             status=ProcessingStatus.failed,
             attempts=attempt,
             error_message=error,
@@ -159,6 +174,14 @@ def replay(session: Session, queue: QueueTable, where: ColumnElement[bool] | Non
     return session.execute(stmt).rowcount  # type: ignore[attr-defined, no-any-return]
 
 
-def _leased(queue: QueueTable, ids: Sequence[uuid.UUID]) -> Update:
+def _ours(queue: QueueTable, lease: Lease, ids: Sequence[uuid.UUID]) -> ColumnElement[bool]:
     c = queue.columns
-    return update(queue.model).where(c.id.in_(ids), c.status == ProcessingStatus.processing)
+    return and_(
+        c.id.in_(ids),
+        c.status == ProcessingStatus.processing,
+        c.processing_started_at == lease.leased_at,
+    )
+
+
+def _leased(queue: QueueTable, lease: Lease, ids: Sequence[uuid.UUID]) -> Update:
+    return update(queue.model).where(_ours(queue, lease, ids))

@@ -38,7 +38,7 @@ def test_sixteen_connections_claim_every_row_exactly_once(session: Session) -> N
         start.wait()
         while True:
             with db.session_scope() as own:
-                batch = queue.claim(own, EVENTS, limit=10, lease=LEASE)
+                batch = queue.claim(own, EVENTS, limit=10, lease=LEASE).ids
             if not batch:
                 return
             mine.extend(batch)
@@ -57,8 +57,8 @@ def test_sixteen_connections_claim_every_row_exactly_once(session: Session) -> N
 def test_an_open_claim_is_skipped_by_another_transaction(session: Session) -> None:
     add_events(session, 20)
     with db.session_scope() as first, db.session_scope() as second:
-        a = queue.claim(first, EVENTS, limit=10, lease=LEASE)
-        b = queue.claim(second, EVENTS, limit=10, lease=LEASE)
+        a = queue.claim(first, EVENTS, limit=10, lease=LEASE).ids
+        b = queue.claim(second, EVENTS, limit=10, lease=LEASE).ids
         assert len(a) == len(b) == 10
         assert not set(a) & set(b)
 
@@ -72,7 +72,7 @@ def test_claims_follow_fifo_order(session: Session) -> None:
     )
     session.commit()
     with db.session_scope() as own:
-        assert queue.claim(own, EVENTS, limit=1, lease=LEASE) == [ids[3]]
+        assert queue.claim(own, EVENTS, limit=1, lease=LEASE).ids == [ids[3]]
 
 
 def backdate_lease(session: Session, item_id: uuid.UUID) -> None:
@@ -87,12 +87,12 @@ def backdate_lease(session: Session, item_id: uuid.UUID) -> None:
 def test_an_expired_lease_is_claimed_again_and_counts_as_an_attempt(session: Session) -> None:
     [item] = add_events(session, 1)
     with db.session_scope() as own:
-        assert queue.claim(own, EVENTS, limit=10, lease=LEASE) == [item]
+        assert queue.claim(own, EVENTS, limit=10, lease=LEASE).ids == [item]
     with db.session_scope() as own:
-        assert queue.claim(own, EVENTS, limit=10, lease=LEASE) == []  # still leased
+        assert queue.claim(own, EVENTS, limit=10, lease=LEASE).ids == []  # still leased
     backdate_lease(session, item)
     with db.session_scope() as own:
-        assert queue.claim(own, EVENTS, limit=10, lease=LEASE) == [item]
+        assert queue.claim(own, EVENTS, limit=10, lease=LEASE).ids == [item]
     row = session.get_one(WebhookEvent, item, populate_existing=True)
     assert (row.status, row.attempts, row.error_message) == (
         ProcessingStatus.processing,
@@ -109,7 +109,7 @@ def test_a_lease_lost_on_the_last_attempt_leaves_the_row_dead(session: Session) 
         queue.claim(own, EVENTS, limit=10, lease=LEASE)
     backdate_lease(session, item)
     with db.session_scope() as own:
-        assert queue.claim(own, EVENTS, limit=10, lease=LEASE) == []
+        assert queue.claim(own, EVENTS, limit=10, lease=LEASE).ids == []
     row = session.get_one(WebhookEvent, item, populate_existing=True)
     assert (row.status, row.attempts) == (ProcessingStatus.failed, row.max_attempts)
 
@@ -129,23 +129,25 @@ def test_failures_back_off_until_dead_then_replay_revives(session: Session) -> N
     [item] = add_events(session, 1)
     for attempt in range(1, 6):
         with db.session_scope() as own:
-            assert queue.claim(own, EVENTS, limit=1, lease=LEASE) == [item]
-            retried = queue.mark_failed(own, EVENTS, item, "boom", base=30, cap=3600)
+            claimed = queue.claim(own, EVENTS, limit=1, lease=LEASE)
+            assert claimed.ids == [item]
+            retried = queue.mark_failed(own, EVENTS, claimed, item, "boom", base=30, cap=3600)
         assert retried is (attempt < 5)
         row = session.get_one(WebhookEvent, item, populate_existing=True)
         assert row.attempts == attempt
         if retried:
             assert row.next_retry_at is not None
             with db.session_scope() as own:  # not due yet
-                assert queue.claim(own, EVENTS, limit=1, lease=LEASE) == []
+                assert queue.claim(own, EVENTS, limit=1, lease=LEASE).ids == []
             session.execute(update(WebhookEvent).values(next_retry_at=func.now()))
             session.commit()
     with db.session_scope() as own:
-        assert queue.claim(own, EVENTS, limit=1, lease=LEASE) == []  # dead
+        assert queue.claim(own, EVENTS, limit=1, lease=LEASE).ids == []  # dead
         assert queue.replay(own, EVENTS) == 1
     with db.session_scope() as own:
-        assert queue.claim(own, EVENTS, limit=1, lease=LEASE) == [item]
-        assert queue.mark_completed(own, EVENTS, [item]) == 1
+        claimed = queue.claim(own, EVENTS, limit=1, lease=LEASE)
+        assert claimed.ids == [item]
+        assert queue.mark_completed(own, EVENTS, claimed) == 1
     status = session.scalar(select(WebhookEvent.status).where(WebhookEvent.id == item))
     assert status == ProcessingStatus.completed
 
@@ -153,4 +155,22 @@ def test_failures_back_off_until_dead_then_replay_revives(session: Session) -> N
 def test_completing_a_row_that_is_not_leased_changes_nothing(session: Session) -> None:
     [item] = add_events(session, 1)
     with db.session_scope() as own:
-        assert queue.mark_completed(own, EVENTS, [item]) == 0  # pending, never claimed
+        never = queue.Lease(leased_at=None, ids=[item])
+        assert queue.mark_completed(own, EVENTS, never) == 0  # pending, never claimed
+
+
+def test_a_worker_whose_lease_was_taken_over_changes_nothing(session: Session) -> None:
+    [item] = add_events(session, 1)
+    with db.session_scope() as own:
+        first = queue.claim(own, EVENTS, limit=1, lease=LEASE)
+    backdate_lease(session, item)
+    with db.session_scope() as own:
+        second = queue.claim(own, EVENTS, limit=1, lease=LEASE)
+    assert first.ids == second.ids == [item]
+    with db.session_scope() as own:  # the first worker wakes up late
+        assert queue.mark_completed(own, EVENTS, first) == 0
+        assert queue.mark_failed(own, EVENTS, first, item, "late", base=30, cap=3600) is False
+    with db.session_scope() as own:
+        assert queue.mark_completed(own, EVENTS, second) == 1
+    row = session.get_one(WebhookEvent, item, populate_existing=True)
+    assert (row.status, row.attempts) == (ProcessingStatus.completed, 1)
