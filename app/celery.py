@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import logging
 import runpy
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +15,6 @@ from kombu import Queue as KombuQueue
 
 from app import cron_logs, db
 from app.config import load_or_exit
-
-log = logging.getLogger(__name__)
 
 SCHEDULE_FILE = Path(__file__).resolve().parent.parent / "celerybeat-schedule.py"
 STATE_DIR = Path(__file__).resolve().parent.parent / "var"

@@ -123,13 +123,13 @@ def sync_start(
 ) -> None:
     """Start a historical sync for an agency (start-historical-sync)."""
     from app.ultravox import operations
-    from app.ultravox.schemas import StartSync
+    from app.ultravox.schemas import StartSync, first_error
 
     load_or_exit()
     try:
         request = StartSync(date_from=date_from, date_to=date_to, max_calls=max_calls)
     except ValidationError as error:
-        raise typer.BadParameter(_first_error(error)) from error
+        raise typer.BadParameter(first_error(error)) from error
     job_id = operations.start(agency, request).id
     typer.echo(f"sync job {job_id} started")
     if watch:
@@ -166,12 +166,6 @@ def demo(
 
     load_or_exit()
     run_demo(calls=calls)
-
-
-def _first_error(error: ValidationError) -> str:
-    detail = error.errors()[0]
-    where = ".".join(str(part) for part in detail["loc"])
-    return f"{where}: {detail['msg']}" if where else str(detail["msg"])
 
 
 def main() -> None:

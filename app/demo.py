@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -24,15 +21,14 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
 
-from app import agencies, db, security
+from app import agencies, db, processes, security
 from app.config import get_settings
 from app.fakes import server
 from app.fakes.ultravox import FakeUltravox, generate_calls
 from app.models import AgencyRole
 from app.ultravox import operations
 
-ROOT = Path(__file__).resolve().parent.parent
-LOG_DIR = ROOT / "var" / "demo"
+LOG_DIR = processes.ROOT / "var" / "demo"
 console = Console()
 
 
@@ -47,11 +43,15 @@ def run(*, calls: int) -> None:
         console.print(f"[bold]fake Ultravox[/bold] at {ultravox.url} with {calls} calls")
         # The children read their settings from the environment; only the fake's URL differs.
         env = {**os.environ, "ULTRAVOX_API_BASE_URL": ultravox.url}  # noqa: TID251
-        with server.bind(0) as probe:
-            api_port = probe.getsockname()[1]
+        api_port = server.free_port()
         api_url = f"http://127.0.0.1:{api_port}"
         for name, command, ready in _processes(api_port, api_url):
-            stack.enter_context(_child(name, command, env, ready))
+            process = stack.enter_context(
+                processes.child(name, command, log_dir=LOG_DIR, ready=ready, env=env)
+            )
+            console.print(
+                f"[bold]{name}[/bold] running (pid {process.pid}, log {LOG_DIR / name}.log)"
+            )
         agency_id, token = _owner_token(api_key)
         job = _start_sync(api_url, token, calls)
         operations.watch(uuid.UUID(job["id"]))
@@ -62,50 +62,20 @@ def run(*, calls: int) -> None:
 
 def _processes(
     api_port: int, api_url: str
-) -> Iterator[tuple[str, list[str], Callable[[Path], bool]]]:
+) -> Iterator[tuple[str, list[str], Callable[[str], bool]]]:
     celery = [sys.executable, "-m", "celery", "-A", "app"]
     yield (
         "worker",
         [*celery, "worker", "-Q", "default,sync,webhooks,enrichment", "-c", "2", "-l", "INFO"],
-        lambda log: " ready." in log.read_text(),
+        lambda log: " ready." in log,
     )
-    yield "beat", [*celery, "beat", "-l", "INFO"], lambda log: "beat: Starting" in log.read_text()
+    yield "beat", [*celery, "beat", "-l", "INFO"], lambda log: "beat: Starting" in log
     yield (
         "api",
         [sys.executable, "-m", "uvicorn", "app.api.main:create_app", "--factory",
          "--port", str(api_port), "--log-level", "warning"],
         lambda _: _answers(f"{api_url}/readyz"),
     )  # fmt: skip
-
-
-@contextmanager
-def _child(
-    name: str, command: list[str], env: dict[str, str], ready: Callable[[Path], bool]
-) -> Iterator[None]:
-    log_path = LOG_DIR / f"{name}.log"
-    with log_path.open("w") as log:
-        # Our own interpreter running our own modules: no untrusted input reaches the command.
-        process = subprocess.Popen(  # noqa: S603
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            _wait(lambda: process.poll() is None and ready(log_path), f"{name} to start", log_path)
-            console.print(f"[bold]{name}[/bold] running (pid {process.pid}, log {log_path})")
-            yield
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _wait(condition: Callable[[], bool], what: str, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"callsync: timed out waiting for {what}; see {log_path}")
-        time.sleep(0.1)
 
 
 def _answers(url: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from alembic.config import Config
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from alembic import command
@@ -13,10 +13,15 @@ from alembic import command
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
 
+def _admin_engine(url: str) -> Engine:
+    """An autocommit engine on the server's `postgres` database, for CREATE/DROP DATABASE."""
+    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
 def ensure_database(url: str) -> bool:
     """Create the database named in `url` if it does not exist; True when it was created."""
     target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = _admin_engine(url)
     try:
         with admin.connect() as connection:
             exists = connection.scalar(
@@ -28,6 +33,17 @@ def ensure_database(url: str) -> bool:
     finally:
         admin.dispose()
     return not exists
+
+
+def drop_database(url: str) -> None:
+    """Drop the database named in `url`, disconnecting its sessions (tests and benchmarks)."""
+    admin = _admin_engine(url)
+    try:
+        with admin.connect() as connection:
+            quoted = admin.dialect.identifier_preparer.quote(str(make_url(url).database))
+            connection.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+    finally:
+        admin.dispose()
 
 
 def alembic_config(url: str) -> Config:

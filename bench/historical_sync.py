@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import requests
 from sqlalchemy import func, select, text
 
-from bench.environment import ULTRAVOX_API_KEY, Environment, celery_worker, process
+from app import processes
+from bench.environment import LOG_DIR, ULTRAVOX_API_KEY, Environment, celery_worker
 
 GOAL_CALLS_PER_SECOND = 2000
 GOAL_RATIO = 10
@@ -22,8 +23,10 @@ def run(env: Environment, *, calls: int, per_call: int) -> list[tuple[str, ...]]
             env.ultravox_url.rsplit(":", 1)[1], "--calls", str(calls), "--live-every", "0",
             "--api-key", ULTRAVOX_API_KEY]  # fmt: skip
     with (
-        process("fake-ultravox", fake, lambda log: "serving" in log),
-        process("worker", celery_worker(), lambda log: " ready." in log),
+        processes.child("fake-ultravox", fake, log_dir=LOG_DIR, ready=lambda log: "serving" in log),
+        processes.child(
+            "worker", celery_worker(), log_dir=LOG_DIR, ready=lambda log: " ready." in log
+        ),
     ):
         batch_rate = _page_tasks(calls)
         per_call_rate = _one_upsert_per_call(env, per_call)
@@ -60,7 +63,7 @@ def _page_tasks(calls: int) -> float:
     agency_id = _agency("bench: page tasks")
     request = StartSync(date_to=datetime.now(UTC) + timedelta(days=3650), max_calls=calls)
     started = time.perf_counter()
-    job_id = operations.start(agency_id, request)
+    job_id = operations.start(agency_id, request).id
     while True:
         with db.session_scope() as session:
             job = session.get_one(HistoricalSyncJob, job_id)

@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from collections.abc import Iterator
 
 import pytest
+
+from app.fakes import server
 
 TEST_DATABASE = f"callsync_test_{os.getpid()}"
 TEST_DATABASE_URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{TEST_DATABASE}"
 ULTRAVOX_API_KEY = "uv-test-key"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 # The fake Ultravox's address is fixed now, so that worker processes inherit it.
-FAKE_ULTRAVOX_PORT = _free_port()
+FAKE_ULTRAVOX_PORT = server.free_port()
 
 os.environ.update(
     DATABASE_URL=TEST_DATABASE_URL,
@@ -40,14 +35,13 @@ os.environ.update(
     ULTRAVOX_API_BASE_URL=f"http://127.0.0.1:{FAKE_ULTRAVOX_PORT}",
 )
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app import db, migrations
 from app.api.main import create_app
 from app.celery import app as celery_app
-from app.fakes import server
 from app.fakes.ultravox import FakeUltravox, generate_calls
 from app.models import Base
 from tests.helpers import ApiClient, Worker
@@ -56,20 +50,11 @@ from tests.helpers import ApiClient, Worker
 @pytest.fixture(scope="session", autouse=True)
 def database() -> Iterator[str]:
     """A fresh database for this run, migrated to head by Alembic, dropped at the end."""
-    _drop_database()
+    migrations.drop_database(TEST_DATABASE_URL)
     migrations.upgrade(TEST_DATABASE_URL)
     yield TEST_DATABASE_URL
     db.get_engine().dispose()
-    _drop_database()
-
-
-def _drop_database() -> None:
-    admin = create_engine(
-        "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)'))
-    admin.dispose()
+    migrations.drop_database(TEST_DATABASE_URL)
 
 
 @pytest.fixture(autouse=True)

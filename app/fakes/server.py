@@ -73,6 +73,12 @@ def run_forever(app: Any, sock: socket.socket) -> None:
         sock.close()
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a server started later or elsewhere."""
+    with bind(0) as probe:
+        return int(probe.getsockname()[1])
+
+
 def bind(port: int = 0) -> socket.socket:
     """A loopback socket bound to `port` (0 picks a free one), so the port is known up front."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

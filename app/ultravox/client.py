@@ -9,7 +9,7 @@ import requests
 from pydantic import ValidationError
 
 from app import http
-from app.ultravox.schemas import CallsPage
+from app.ultravox.schemas import CallsPage, first_error
 
 
 class UltravoxError(http.ProviderError):
@@ -64,7 +64,7 @@ class UltravoxClient:
             return CallsPage.model_validate_json(response.content)
         except ValidationError as error:
             raise UltravoxMalformed(
-                f"malformed page from GET /api/calls: {_first(error)}"
+                f"malformed page from GET /api/calls: {first_error(error, root='body')}"
             ) from error
 
 
@@ -74,9 +74,3 @@ def cursor_from_next(next_url: str | None) -> str | None:
         return None
     values = parse_qs(urlparse(next_url).query).get("cursor")
     return values[0] if values else None
-
-
-def _first(error: ValidationError) -> str:
-    detail = error.errors()[0]
-    where = ".".join(str(part) for part in detail["loc"]) or "body"
-    return f"{where}: {detail['msg']}"

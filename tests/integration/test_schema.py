@@ -260,12 +260,7 @@ def test_models_match_the_migrated_database(database: str) -> None:
 def test_migrations_round_trip() -> None:
     """upgrade head, downgrade base, upgrade head again, on an empty database of its own."""
     url = "postgresql+psycopg2://postgres@127.0.0.1:5432/callsync_test_round_trip"
-    admin = create_engine(
-        "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
-    )
-    drop = text("DROP DATABASE IF EXISTS callsync_test_round_trip WITH (FORCE)")
-    with admin.connect() as connection:
-        connection.execute(drop)
+    migrations.drop_database(url)
     try:
         migrations.upgrade(url)
         config = migrations.alembic_config(url)
@@ -282,6 +277,4 @@ def test_migrations_round_trip() -> None:
         assert left == 0
         command.upgrade(config, "head")
     finally:
-        with admin.connect() as connection:
-            connection.execute(drop)
-        admin.dispose()
+        migrations.drop_database(url)

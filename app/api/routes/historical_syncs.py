@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy.orm import Session
 
 from app.api.deps import AdminDep, CallerDep, SessionDep
 from app.models import HistoricalSyncJob
@@ -61,7 +62,7 @@ def cancel_historical_sync(job_id: uuid.UUID, session: SessionDep, caller: Admin
     return SyncJobOut.model_validate(job)
 
 
-def _get_job(session: SessionDep, agency_id: uuid.UUID, job_id: uuid.UUID) -> HistoricalSyncJob:
+def _get_job(session: Session, agency_id: uuid.UUID, job_id: uuid.UUID) -> HistoricalSyncJob:
     job = queries.get_sync_job(session, agency_id, job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "sync job not found")
