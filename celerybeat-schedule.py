@@ -13,4 +13,10 @@ BEAT_SCHEDULE = {
         "schedule": crontab(minute="*"),
         "options": {"expires": 90},
     },
+    # Drain the webhook queue: new events are also drained at once, this catches retries.
+    "process-webhook-queue": {
+        "task": "periodic.process-webhook-queue",
+        "schedule": crontab(minute="*"),
+        "options": {"expires": 90},
+    },
 }

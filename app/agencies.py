@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -47,3 +47,29 @@ def add_member(
             set_={"role": stmt.excluded.role},
         )
     )
+
+
+def rotate_webhook_secret(session: Session, agency_id: uuid.UUID, secret: str) -> None:
+    """Store a new webhook secret; the current one becomes the previous, still accepted."""
+    result = session.execute(
+        update(Agency)
+        .where(Agency.id == agency_id)
+        .values(
+            webhook_secret_previous_encrypted=Agency.webhook_secret_encrypted,
+            webhook_secret_encrypted=crypto.encrypt(session, secret),
+            updated_at=func.now(),
+        )
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise LookupError(f"no agency {agency_id}")
+
+
+def end_webhook_secret_rotation(session: Session, agency_id: uuid.UUID) -> None:
+    """Forget the previous webhook secret: only the current one is accepted from now on."""
+    result = session.execute(
+        update(Agency)
+        .where(Agency.id == agency_id)
+        .values(webhook_secret_previous_encrypted=None, updated_at=func.now())
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise LookupError(f"no agency {agency_id}")

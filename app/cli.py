@@ -24,10 +24,12 @@ fake_cli = typer.Typer(
     help="Fake providers on loopback, for the demo and tests.", no_args_is_help=True
 )
 sync_cli = typer.Typer(help="Historical syncs of Ultravox calls.", no_args_is_help=True)
+webhooks_cli = typer.Typer(help="The Ultravox webhook queue.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(agency_cli, name="agency")
 cli.add_typer(fake_cli, name="fake")
 cli.add_typer(sync_cli, name="sync")
+cli.add_typer(webhooks_cli, name="webhooks")
 
 AgencyId = Annotated[uuid.UUID, typer.Option("--agency", help="The agency's id.")]
 JobId = Annotated[uuid.UUID, typer.Argument(help="The sync job's id.")]
@@ -75,6 +77,31 @@ def agency_add_member(
     typer.echo(f"{user} is {role.value} of {agency}")
 
 
+@agency_cli.command("rotate-webhook-secret")
+def agency_rotate_webhook_secret(
+    agency: AgencyId,
+    secret: Annotated[str, typer.Option(help="The new secret; stored encrypted.")],
+) -> None:
+    """Make SECRET the agency's webhook secret; the old one stays valid until `end-rotation`."""
+    from app import agencies, db
+
+    load_or_exit()
+    with db.session_scope() as session:
+        agencies.rotate_webhook_secret(session, agency, secret)
+    typer.echo(f"{agency}: new webhook secret stored; the previous one is still accepted")
+
+
+@agency_cli.command("end-rotation")
+def agency_end_rotation(agency: AgencyId) -> None:
+    """Stop accepting the agency's previous webhook secret."""
+    from app import agencies, db
+
+    load_or_exit()
+    with db.session_scope() as session:
+        agencies.end_webhook_secret_rotation(session, agency)
+    typer.echo(f"{agency}: only the current webhook secret is accepted")
+
+
 @cli.command("token")
 def token(
     user: Annotated[uuid.UUID, typer.Option(help="The user's uuid, the token's sub.")],
@@ -95,8 +122,12 @@ def api(
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
-    load_or_exit()
-    uvicorn.run("app.api.main:create_app", factory=True, host=host, port=port)
+    from app.api.main import server_options
+
+    settings = load_or_exit()
+    uvicorn.run(
+        "app.api.main:create_app", factory=True, host=host, port=port, **server_options(settings)
+    )
 
 
 @fake_cli.command("ultravox")
@@ -111,6 +142,30 @@ def fake_ultravox(
     from app.fakes import ultravox
 
     ultravox.run(port, api_key=api_key, calls=calls, seed=seed, live_every=live_every)
+
+
+@webhooks_cli.command("replay")
+def webhooks_replay(
+    all_: Annotated[bool, typer.Option("--all", help="Every dead event.")] = False,
+    agency: Annotated[
+        uuid.UUID | None, typer.Option("--agency", help="The dead events of one agency.")
+    ] = None,
+    event_ids: Annotated[
+        list[uuid.UUID] | None, typer.Option("--id", help="A dead event's id; repeatable.")
+    ] = None,
+) -> None:
+    """Queue dead webhook events (failed max_attempts times) again, and drain them."""
+    from app import db
+    from app.webhooks import queries, tasks
+
+    if sum((all_, agency is not None, bool(event_ids))) != 1:
+        raise typer.BadParameter("give exactly one of --all, --agency or --id")
+    load_or_exit()
+    with db.session_scope() as session:
+        count = queries.replay_dead(session, agency_id=agency, event_ids=event_ids or ())
+    if count:
+        tasks.request_drain()
+    typer.echo(f"{count} dead event(s) queued again")
 
 
 @sync_cli.command("start")

@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     log_level: str = "INFO"
 
+    # Webhook ingest and the webhook queue.
+    webhook_timestamp_tolerance_seconds: int = Field(
+        default=300, ge=1, description="how far a webhook's timestamp may be from now, either way"
+    )
+    trusted_proxies: str = Field(
+        default="", description="comma-separated proxy addresses whose X-Forwarded-For is believed"
+    )
+    webhook_batch_size: int = Field(default=200, ge=1, le=5000)
+
     # Provider calls: tenacity attempts per request, then the task's own retries.
     http_retry_attempts: int = Field(default=4, ge=1)
     http_retry_initial_seconds: float = Field(default=1.0, ge=0)

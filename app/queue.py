@@ -120,12 +120,14 @@ def claim(
 
 def mark_completed(
     session: Session, queue: QueueTable, lease: Lease, ids: Sequence[uuid.UUID] | None = None
-) -> int:
-    """Complete the lease's rows (or `ids` among them); returns how many were still ours."""
-    stmt = _leased(queue, lease, lease.ids if ids is None else ids).values(
-        status=ProcessingStatus.completed, processed_at=func.now(), error_message=None
+) -> list[uuid.UUID]:
+    """Complete the lease's rows (or `ids` among them); returns those that were still ours."""
+    stmt = (
+        _leased(queue, lease, lease.ids if ids is None else ids)
+        .values(status=ProcessingStatus.completed, processed_at=func.now(), error_message=None)
+        .returning(queue.columns.id)
     )
-    return session.execute(stmt).rowcount  # type: ignore[attr-defined, no-any-return]
+    return list(session.scalars(stmt))
 
 
 def mark_failed(

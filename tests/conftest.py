@@ -40,10 +40,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app import db, migrations
-from app.api.main import create_app
+from app.api.main import create_app, server_options
 from app.celery import app as celery_app
+from app.config import get_settings
 from app.fakes.ultravox import FakeUltravox, generate_calls
 from app.models import Base
+from app.webhooks import tasks as webhook_tasks
 from tests.helpers import ApiClient, Worker
 
 
@@ -66,6 +68,7 @@ def clean_tables(database: str) -> Iterator[None]:
     """
     yield
     celery_app.control.purge()
+    webhook_tasks.forget_drain_request()
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
     for attempt in range(5):
         try:
@@ -110,5 +113,5 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
 @pytest.fixture(scope="session")
 def api() -> Iterator[ApiClient]:
     """The HTTP API served by uvicorn on loopback, in this process."""
-    with server.serve(create_app()) as running:
+    with server.serve(create_app(), **server_options(get_settings())) as running:
         yield ApiClient(running.url)

@@ -92,9 +92,15 @@ class Worker:
 
 
 def make_agency(
-    session: Session, *, api_key: str | None = "uv-test-key", name: str = "Acme Voice"
+    session: Session,
+    *,
+    api_key: str | None = "uv-test-key",
+    name: str = "Acme Voice",
+    webhook_secret: str | None = None,
 ) -> uuid.UUID:
-    agency_id = agencies.add_agency(session, name=name, ultravox_api_key=api_key)
+    agency_id = agencies.add_agency(
+        session, name=name, ultravox_api_key=api_key, webhook_secret=webhook_secret
+    )
     session.commit()
     return agency_id
 

@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
-from app.api.routes import functions, health, historical_syncs
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from app.api.routes import functions, health, historical_syncs, webhooks
+from app.config import Settings, get_settings
+from app.webhooks.store import WebhookStore
+
+
+@asynccontextmanager
+async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+    """webhook-ingest's async connections: an asyncpg pool and a Redis client."""
+    settings = get_settings()
+    api.state.webhook_store = await WebhookStore.connect(
+        settings.database_url, settings.encryption_key.get_secret_value()
+    )
+    api.state.redis = Redis.from_url(settings.redis_url)
+    try:
+        yield
+    finally:
+        await api.state.redis.aclose()
+        await api.state.webhook_store.close()
 
 
 def create_app() -> FastAPI:
-    api = FastAPI(title="callsync", version="0.1.0")
+    api = FastAPI(title="callsync", version="0.1.0", lifespan=lifespan)
     api.include_router(health.router)
+    api.include_router(webhooks.router)
     api.include_router(historical_syncs.router)
     api.include_router(functions.router)
     return api
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn settings of the API: its lifespan, and X-Forwarded-For from trusted proxies only."""
+    proxies = [
+        address.strip() for address in settings.trusted_proxies.split(",") if address.strip()
+    ]
+    return {
+        "lifespan": "on",
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or None,
+    }

@@ -17,11 +17,13 @@ HOST = "127.0.0.1"
 class RunningServer:
     """A uvicorn server answering on `url` from a daemon thread until `stop()`."""
 
-    def __init__(self, app: Any, *, port: int = 0, startup_timeout: float = 10.0) -> None:
+    def __init__(
+        self, app: Any, *, port: int = 0, startup_timeout: float = 10.0, **options: Any
+    ) -> None:
         self._sock = bind(port)
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://{HOST}:{self.port}"
-        self._server = uvicorn.Server(_config(app, self.port))
+        self._server = uvicorn.Server(_config(app, self.port, **options))
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"fake-http-{self.port}", daemon=True
@@ -55,9 +57,10 @@ class RunningServer:
 
 
 @contextmanager
-def serve(app: Any, *, port: int = 0) -> Iterator[RunningServer]:
-    """`with serve(app) as running: requests.get(running.url + "/...")`."""
-    running = RunningServer(app, port=port)
+def serve(app: Any, *, port: int = 0, **options: Any) -> Iterator[RunningServer]:
+    """`with serve(app) as running: requests.get(running.url + "/...")`; `options` go to
+    uvicorn.Config."""
+    running = RunningServer(app, port=port, **options)
     try:
         yield running
     finally:
@@ -91,16 +94,14 @@ def bind(port: int = 0) -> socket.socket:
     return sock
 
 
-def _config(app: Any, port: int) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        host=HOST,
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        ws="none",
-        timeout_graceful_shutdown=2,
-    )
+def _config(app: Any, port: int, **options: Any) -> uvicorn.Config:
+    defaults: dict[str, Any] = {
+        "log_level": "warning",
+        "lifespan": "off",
+        "ws": "none",
+        "timeout_graceful_shutdown": 2,
+    }
+    return uvicorn.Config(app, host=HOST, port=port, **(defaults | options))
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float) -> None:

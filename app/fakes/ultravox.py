@@ -258,6 +258,23 @@ def sign(body: bytes, timestamp: str, secret: str) -> str:
     return hmac.new(secret.encode(), body + timestamp.encode(), hashlib.sha256).hexdigest()
 
 
+# What each webhook's call object lacks, because it had not happened yet (api-facts §1.5).
+_NOT_YET = {
+    "call.started": ("joined", "ended", "endReason", "billedDuration", "shortSummary", "summary"),
+    "call.joined": ("ended", "endReason", "billedDuration", "shortSummary", "summary"),
+    "call.ended": ("billedDuration",),
+    "call.billed": (),
+}
+
+
+def call_at(call: dict[str, Any], event: str) -> dict[str, Any]:
+    """The call object as `event`'s webhook carries it: fields of later stages still empty."""
+    earlier = dict(call) | dict.fromkeys(_NOT_YET[event])
+    if event in ("call.started", "call.joined"):
+        earlier["billingStatus"] = "BILLING_STATUS_PENDING"
+    return earlier
+
+
 def send_webhook(
     url: str,
     event: str,

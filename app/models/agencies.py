@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, Numeric, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, LargeBinary, Numeric, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import AgencyRole, Base, CreatedAt, UuidPk, pg_enum
@@ -77,6 +77,8 @@ class Call(Base):
         "metadata", server_default=text("'{}'::jsonb")
     )
     raw: Mapped[dict[str, Any]]
+    # The latest lifecycle webhook applied (call.started .. call.billed); older ones never win.
+    last_event: Mapped[str | None] = mapped_column(String(50))
     transcript: Mapped[list[Any] | None]
     transcript_fetched_at: Mapped[datetime | None]
     analysis: Mapped[dict[str, Any] | None]

@@ -43,6 +43,14 @@ class WebhookEvent(Base):
             "processed_at",
             postgresql_where=text("status = 'completed'"),
         ),
+        # Ultravox has no event id: a delivery is known by its agency, event and call.
+        Index(
+            "uq_webhook_queue_event",
+            "agency_id",
+            "event_type",
+            text("(payload #>> '{call,callId}')"),
+            unique=True,
+        ),
     )
 
     id: Mapped[UuidPk]

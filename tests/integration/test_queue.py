@@ -147,7 +147,7 @@ def test_failures_back_off_until_dead_then_replay_revives(session: Session) -> N
     with db.session_scope() as own:
         claimed = queue.claim(own, EVENTS, limit=1, lease=LEASE)
         assert claimed.ids == [item]
-        assert queue.mark_completed(own, EVENTS, claimed) == 1
+        assert len(queue.mark_completed(own, EVENTS, claimed)) == 1
     status = session.scalar(select(WebhookEvent.status).where(WebhookEvent.id == item))
     assert status == ProcessingStatus.completed
 
@@ -156,7 +156,7 @@ def test_completing_a_row_that_is_not_leased_changes_nothing(session: Session) -
     [item] = add_events(session, 1)
     with db.session_scope() as own:
         never = queue.Lease(leased_at=None, ids=[item])
-        assert queue.mark_completed(own, EVENTS, never) == 0  # pending, never claimed
+        assert queue.mark_completed(own, EVENTS, never) == []  # pending, never claimed
 
 
 def test_a_worker_whose_lease_was_taken_over_changes_nothing(session: Session) -> None:
@@ -168,9 +168,9 @@ def test_a_worker_whose_lease_was_taken_over_changes_nothing(session: Session) -
         second = queue.claim(own, EVENTS, limit=1, lease=LEASE)
     assert first.ids == second.ids == [item]
     with db.session_scope() as own:  # the first worker wakes up late
-        assert queue.mark_completed(own, EVENTS, first) == 0
+        assert queue.mark_completed(own, EVENTS, first) == []
         assert queue.mark_failed(own, EVENTS, first, item, "late", base=30, cap=3600) is False
     with db.session_scope() as own:
-        assert queue.mark_completed(own, EVENTS, second) == 1
+        assert len(queue.mark_completed(own, EVENTS, second)) == 1
     row = session.get_one(WebhookEvent, item, populate_existing=True)
     assert (row.status, row.attempts) == (ProcessingStatus.completed, 1)

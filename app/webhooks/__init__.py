@@ -1,0 +1,1 @@
+"""Ultravox webhooks: ingest (webhook-ingest) and the webhook queue (process-webhook-queue)."""

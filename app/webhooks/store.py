@@ -1,0 +1,133 @@
+"""webhook-ingest's database access, over asyncpg: the hot path is one statement per delivery.
+
+An accepted delivery writes its webhook_queue row and its webhook_logs row in one
+`WITH ... INSERT` statement, so both commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from app.webhooks.ingest import Event
+
+ACCEPT = """
+WITH queued AS (
+    INSERT INTO webhook_queue (agency_id, event_type, payload)
+    VALUES ($1, $2, $3::text::jsonb)
+    ON CONFLICT (agency_id, event_type, (payload #>> '{call,callId}')) DO NOTHING
+    RETURNING id
+), item AS (
+    SELECT id FROM queued
+    UNION ALL
+    SELECT id FROM webhook_queue
+    WHERE NOT EXISTS (SELECT FROM queued)
+        AND agency_id = $1 AND event_type = $2 AND payload #>> '{call,callId}' = $4
+)
+INSERT INTO webhook_logs (
+    agency_id, request_method, request_path, request_headers, request_body,
+    validation_success, queue_item_id, source_ip
+)
+SELECT $1, $5, $6, $7::text::jsonb, $3::text::jsonb, true, (SELECT id FROM item LIMIT 1),
+    $8::text::inet
+RETURNING EXISTS (SELECT FROM queued)
+"""
+
+REJECT = """
+INSERT INTO webhook_logs (
+    agency_id, request_method, request_path, request_headers, request_body,
+    validation_success, validation_error, source_ip
+)
+VALUES ($1, $2, $3, $4::text::jsonb, $5::text::jsonb, false, $6, $7::text::inet)
+"""
+
+SECRETS = """
+SELECT webhook_secret_encrypted, webhook_secret_previous_encrypted FROM agencies WHERE id = $1
+"""
+
+
+@dataclass
+class LoggedRequest:
+    """What webhook_logs keeps of a request; `body` is the JSON text where it parsed."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    source_ip: str | None
+    body: str | None = None
+
+
+class WebhookStore:
+    """Secrets lookup and the two writes of webhook-ingest."""
+
+    def __init__(self, pool: asyncpg.Pool, encryption_key: str) -> None:
+        self._pool = pool
+        self._encryption_key = encryption_key
+        # Ciphertext -> secret: a rotation stores new ciphertext, so it is seen at once.
+        self._decrypted: dict[bytes, str] = {}
+
+    @classmethod
+    async def connect(cls, database_url: str, encryption_key: str) -> WebhookStore:
+        dsn = make_url(database_url).set(drivername="postgresql")
+        pool = await asyncpg.create_pool(
+            dsn.render_as_string(hide_password=False), min_size=2, max_size=10
+        )
+        return cls(pool, encryption_key)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def secrets(self, agency_id: uuid.UUID) -> list[str] | None:
+        """The agency's webhook secrets, current first; None when there is no such agency."""
+        row = await self._pool.fetchrow(SECRETS, agency_id)
+        if row is None:
+            return None
+        return [await self._decrypt(ciphertext) for ciphertext in row if ciphertext is not None]
+
+    async def accept(self, agency_id: uuid.UUID, event: Event, request: LoggedRequest) -> bool:
+        """Queue the event and log the request; False when the event was already queued."""
+        queued: bool = await self._pool.fetchval(
+            ACCEPT,
+            agency_id,
+            event.event,
+            request.body,
+            event.call_id,
+            request.method,
+            request.path,
+            _json(request.headers),
+            request.source_ip,
+        )
+        return queued
+
+    async def reject(
+        self, agency_id: uuid.UUID | None, request: LoggedRequest, reason: str
+    ) -> None:
+        await self._pool.execute(
+            REJECT,
+            agency_id,
+            request.method,
+            request.path,
+            _json(request.headers),
+            request.body,
+            reason,
+            request.source_ip,
+        )
+
+    async def _decrypt(self, ciphertext: bytes) -> str:
+        if ciphertext not in self._decrypted:
+            if len(self._decrypted) > 10_000:
+                self._decrypted.clear()
+            plain = await self._pool.fetchval(
+                "SELECT decrypt_api_key($1, $2)", ciphertext, self._encryption_key
+            )
+            self._decrypted[ciphertext] = plain
+        return self._decrypted[ciphertext]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)
