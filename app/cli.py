@@ -118,6 +118,8 @@ def token(
 def api(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request's line.")] = True,
 ) -> None:
     """Serve the HTTP API with uvicorn."""
     import uvicorn
@@ -126,7 +128,13 @@ def api(
 
     settings = load_or_exit()
     uvicorn.run(
-        "app.api.main:create_app", factory=True, host=host, port=port, **server_options(settings)
+        "app.api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        **server_options(settings),
     )
 
 

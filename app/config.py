@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     webhook_timestamp_tolerance_seconds: int = Field(
         default=300, ge=1, description="how far a webhook's timestamp may be from now, either way"
     )
+    webhook_secret_cache_seconds: float = Field(
+        default=5.0, ge=0, description="how long an agency's webhook secrets are reused"
+    )
     trusted_proxies: str = Field(
         default="", description="comma-separated proxy addresses whose X-Forwarded-For is believed"
     )

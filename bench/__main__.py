@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import argparse
 
-from bench import environment, historical_sync
+from bench import environment, historical_sync, webhooks
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "only", nargs="*", choices=["historical-sync", "webhooks", []], help="default: all"
+    )
     parser.add_argument("--calls", type=int, default=100_000, help="calls to import in batches")
     parser.add_argument(
         "--per-call", type=int, default=20_000, help="calls to import the seed's way, one by one"
     )
+    parser.add_argument("--drain-events", type=int, default=50_000, help="webhook events to drain")
+    parser.add_argument("--ingest-seconds", type=int, default=10, help="length of the wrk run")
     args = parser.parse_args()
+    chosen = set(args.only or ["historical-sync", "webhooks"])
     with environment.prepared() as env:
-        rows = historical_sync.run(env, calls=args.calls, per_call=args.per_call)
-    environment.print_table("historical sync: import ended calls from the fake Ultravox", rows)
+        if "historical-sync" in chosen:
+            rows = historical_sync.run(env, calls=args.calls, per_call=args.per_call)
+            environment.print_table(
+                "historical sync: import ended calls from the fake Ultravox", rows
+            )
+        if "webhooks" in chosen:
+            rows = webhooks.run(ingest_seconds=args.ingest_seconds, drain_events=args.drain_events)
+            environment.print_table("webhooks: ingest, drain, latency", rows)
 
 
 if __name__ == "__main__":

@@ -42,8 +42,8 @@ def prepared() -> Iterator[Environment]:
     yield Environment(ultravox_url=f"http://127.0.0.1:{port}")
 
 
-def celery_worker(concurrency: int = 1) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "app", "worker", "-Q", "default,sync",
+def celery_worker(concurrency: int = 1, queues: str = "default,sync") -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "app", "worker", "-Q", queues,
             "-c", str(concurrency), "-l", "INFO"]  # fmt: skip
 
 

@@ -32,6 +32,8 @@ os.environ.update(
     HTTP_RETRY_INITIAL_SECONDS="0.05",
     HTTP_RETRY_MAX_SECONDS="0.2",
     TASK_RETRY_SECONDS="0.2",
+    # Rotations must show at once; test_webhook_ingest checks the cache on its own server.
+    WEBHOOK_SECRET_CACHE_SECONDS="0",
     ULTRAVOX_API_BASE_URL=f"http://127.0.0.1:{FAKE_ULTRAVOX_PORT}",
 )
 

@@ -11,28 +11,31 @@ from redis.asyncio import Redis
 
 from app.api.routes import functions, health, historical_syncs, webhooks
 from app.config import Settings, get_settings
+from app.webhooks import tasks
 from app.webhooks.store import WebhookStore
+from app.webhooks.wake import DrainWaker
 
 
 @asynccontextmanager
 async def lifespan(api: FastAPI) -> AsyncIterator[None]:
-    """webhook-ingest's async connections: an asyncpg pool and a Redis client."""
-    settings = get_settings()
-    api.state.webhook_store = await WebhookStore.connect(
-        settings.database_url, settings.encryption_key.get_secret_value()
-    )
-    api.state.redis = Redis.from_url(settings.redis_url)
+    """webhook-ingest's async connections: an asyncpg pool, and Redis to wake the drain."""
+    settings: Settings = api.state.settings
+    api.state.webhook_store = await WebhookStore.connect(settings)
+    redis = Redis.from_url(settings.redis_url)
+    api.state.drain_waker = DrainWaker(redis, tasks.send_drain_async)
     try:
         yield
     finally:
-        await api.state.redis.aclose()
+        await api.state.drain_waker.close()
+        await redis.aclose()
         await api.state.webhook_store.close()
 
 
-def create_app() -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     api = FastAPI(title="callsync", version="0.1.0", lifespan=lifespan)
+    api.state.settings = settings or get_settings()
     api.include_router(health.router)
-    api.include_router(webhooks.router)
+    api.router.routes.append(webhooks.route)
     api.include_router(historical_syncs.router)
     api.include_router(functions.router)
     return api

@@ -7,6 +7,7 @@ An accepted delivery writes its webhook_queue row and its webhook_logs row in on
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from app.config import Settings
 from app.webhooks.ingest import Event
 
 ACCEPT = """
@@ -65,29 +67,43 @@ class LoggedRequest:
 class WebhookStore:
     """Secrets lookup and the two writes of webhook-ingest."""
 
-    def __init__(self, pool: asyncpg.Pool, encryption_key: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, encryption_key: str, secret_cache_seconds: float
+    ) -> None:
         self._pool = pool
         self._encryption_key = encryption_key
-        # Ciphertext -> secret: a rotation stores new ciphertext, so it is seen at once.
+        self._secret_cache_seconds = secret_cache_seconds
+        # Agency -> (its secrets, when to look again); a lookup costs as much as the insert.
+        self._secrets: dict[uuid.UUID, tuple[list[str], float]] = {}
+        # Ciphertext -> secret, so that looking again does not decrypt again.
         self._decrypted: dict[bytes, str] = {}
 
     @classmethod
-    async def connect(cls, database_url: str, encryption_key: str) -> WebhookStore:
-        dsn = make_url(database_url).set(drivername="postgresql")
+    async def connect(cls, settings: Settings) -> WebhookStore:
+        dsn = make_url(settings.database_url).set(drivername="postgresql")
         pool = await asyncpg.create_pool(
-            dsn.render_as_string(hide_password=False), min_size=2, max_size=10
+            dsn.render_as_string(hide_password=False), min_size=2, max_size=10, reset=_keep
         )
-        return cls(pool, encryption_key)
+        return cls(
+            pool,
+            settings.encryption_key.get_secret_value(),
+            settings.webhook_secret_cache_seconds,
+        )
 
     async def close(self) -> None:
         await self._pool.close()
 
     async def secrets(self, agency_id: uuid.UUID) -> list[str] | None:
         """The agency's webhook secrets, current first; None when there is no such agency."""
+        cached = self._secrets.get(agency_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
         row = await self._pool.fetchrow(SECRETS, agency_id)
         if row is None:
             return None
-        return [await self._decrypt(ciphertext) for ciphertext in row if ciphertext is not None]
+        secrets = [await self._decrypt(ciphertext) for ciphertext in row if ciphertext is not None]
+        self._secrets[agency_id] = (secrets, time.monotonic() + self._secret_cache_seconds)
+        return secrets
 
     async def accept(self, agency_id: uuid.UUID, event: Event, request: LoggedRequest) -> bool:
         """Queue the event and log the request; False when the event was already queued."""
@@ -120,13 +136,16 @@ class WebhookStore:
 
     async def _decrypt(self, ciphertext: bytes) -> str:
         if ciphertext not in self._decrypted:
-            if len(self._decrypted) > 10_000:
-                self._decrypted.clear()
             plain = await self._pool.fetchval(
                 "SELECT decrypt_api_key($1, $2)", ciphertext, self._encryption_key
             )
             self._decrypted[ciphertext] = plain
         return self._decrypted[ciphertext]
+
+
+async def _keep(_: asyncpg.Connection) -> None:
+    """Return a connection to the pool as it is. The default reset costs a round trip per
+    release; these single auto-committed statements leave no session state behind."""
 
 
 def _json(value: Any) -> str:

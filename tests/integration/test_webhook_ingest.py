@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from app.config import get_settings
 from app.fakes import server
 from app.fakes.ultravox import call_at, generate_calls, send_webhook, sign
 from app.models import WebhookEvent, WebhookLog
-from tests.helpers import ApiClient, make_agency
+from tests.helpers import ApiClient, make_agency, wait_for
 
 SECRET = "whsec_agency_secret"
 CALL = generate_calls(1, live_every=0)[0]
@@ -210,12 +211,36 @@ def test_an_agency_without_a_secret_refuses_everything(api: ApiClient, session: 
     assert logs(session)[0].validation_error == "the agency has no webhook secret configured"
 
 
+@contextmanager
+def api_with(**settings: Any) -> Iterator[ApiClient]:
+    """Another API server, with some settings changed."""
+    changed = get_settings().model_copy(update=settings)
+    with server.serve(create_app(changed), **server_options(changed)) as running:
+        yield ApiClient(running.url)
+
+
 @pytest.fixture
 def behind_proxy() -> Iterator[ApiClient]:
     """The API with loopback configured as its trusted proxy."""
-    trusted = get_settings().model_copy(update={"trusted_proxies": "127.0.0.1"})
-    with server.serve(create_app(), **server_options(trusted)) as running:
-        yield ApiClient(running.url)
+    with api_with(trusted_proxies="127.0.0.1") as client:
+        yield client
+
+
+def test_secrets_are_reused_for_the_cache_time_then_looked_up_again(
+    agency: uuid.UUID, session: Session
+) -> None:
+    with api_with(webhook_secret_cache_seconds=0.5) as cached:
+        assert post(cached, agency, event_body("call.started")).status_code == 204
+        agencies.rotate_webhook_secret(session, agency, "whsec_rotated")
+        agencies.end_webhook_secret_rotation(session, agency)
+        session.commit()
+        joined = event_body("call.joined")
+        assert post(cached, agency, joined, secret="whsec_rotated").status_code == 401
+        wait_for(
+            lambda: post(cached, agency, joined, secret="whsec_rotated").status_code == 204,
+            timeout=5,
+            what="the new secret to be looked up",
+        )
 
 
 def test_the_forwarded_address_is_believed_only_from_a_trusted_proxy(
