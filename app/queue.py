@@ -23,13 +23,15 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     Update,
     and_,
     case,
     cast,
     func,
-    or_,
+    literal,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -82,25 +84,13 @@ def claim(
     """
     c = queue.columns
     status = ProcessingStatus
-    expired = and_(c.status == status.processing, c.processing_started_at < func.now() - lease)
-    due = or_(
-        c.status == status.pending,
-        and_(c.status == status.failed, c.attempts < c.max_attempts, c.next_retry_at <= func.now()),
-        expired,
-    )
-    picked = (
-        select(c.id)
-        .where(due if where is None else and_(due, where))
-        .order_by(*queue.order_by)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    picked = _due(queue, limit=limit, lease=lease, where=where)
     # A lost run counts as an attempt; on the last one the row is dead rather than re-run.
     lost = c.status == status.processing
     last_try = and_(lost, c.attempts + 1 >= c.max_attempts)
     stmt = (
         update(queue.model)
-        .where(c.id.in_(picked.scalar_subquery()))
+        .where(c.id.in_(picked))
         .values(
             status=case(
                 (last_try, cast(status.failed.value, c.status.type)),
@@ -116,6 +106,37 @@ def claim(
     rows = [row for row in session.execute(stmt) if row.status == status.processing]
     # now() is the transaction's start, so every row of one claim has the same lease.
     return Lease(rows[0].processing_started_at if rows else None, [row.id for row in rows])
+
+
+def _due(
+    queue: QueueTable, *, limit: int, lease: timedelta, where: ColumnElement[bool] | None
+) -> Select[tuple[uuid.UUID]]:
+    """Ids of up to `limit` due rows, locked: runs whose lease expired, then retries that came
+    due, then pending rows in the queue's order. Each kind is its own locked, limited scan, so
+    each can follow its partial index instead of sorting the whole table on every claim."""
+    c = queue.columns
+    status = ProcessingStatus
+    kinds = [
+        (c.status == status.processing) & (c.processing_started_at < func.now() - lease),
+        (c.status == status.failed)
+        & (c.attempts < c.max_attempts)
+        & (c.next_retry_at <= func.now()),
+        c.status == status.pending,
+    ]
+    orders = [[c.processing_started_at], [c.next_retry_at], queue.order_by]
+    branches = []
+    for rank, (kind, order) in enumerate(zip(kinds, orders, strict=True)):
+        locked = (
+            select(c.id)
+            .where(kind if where is None else and_(kind, where))
+            .order_by(*order)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte(f"due_{rank}")
+        )
+        branches.append(select(locked.c.id, literal(rank).label("rank")))
+    due = union_all(*branches).subquery()
+    return select(due.c.id).order_by(due.c.rank).limit(limit)
 
 
 def mark_completed(
