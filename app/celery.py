@@ -56,8 +56,8 @@ app.conf.update(
     enable_utc=True,
     beat_schedule_filename=str(STATE_DIR / "celerybeat-schedule"),
     worker_hijack_root_logger=False,
-    worker_send_task_events=True,
-    task_send_sent_event=True,
+    # Task events stay off: they halve a worker's throughput, and Flower switches them on
+    # (its enable_events option) for as long as it watches.
 )
 if SCHEDULE_FILE.exists():
     app.conf.beat_schedule = runpy.run_path(str(SCHEDULE_FILE))["BEAT_SCHEDULE"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,12 +18,6 @@ from tests.helpers import ApiClient, Worker, make_agency, make_member, wait_for
 pytestmark = pytest.mark.e2e
 
 DATE_TO = "2030-01-01T00:00:00Z"
-
-
-@pytest.fixture
-def client(api: ApiClient, worker: Worker) -> Iterator[ApiClient]:
-    yield api
-    worker.wait_idle()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -23,12 +22,6 @@ from tests.integration.test_cli import callsync
 pytestmark = pytest.mark.e2e
 
 SECRET = "whsec_e2e"
-
-
-@pytest.fixture
-def client(api: ApiClient, worker: Worker) -> Iterator[ApiClient]:
-    yield api
-    worker.wait_idle()
 
 
 @pytest.fixture
