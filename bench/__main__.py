@@ -10,7 +10,10 @@ from bench import environment, historical_sync, webhooks
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "only", nargs="*", choices=["historical-sync", "webhooks", []], help="default: all"
+        "--only",
+        action="append",
+        choices=["historical-sync", "webhooks"],
+        help="run just this benchmark (repeatable); default: all",
     )
     parser.add_argument("--calls", type=int, default=100_000, help="calls to import in batches")
     parser.add_argument(
