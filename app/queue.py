@@ -30,6 +30,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    or_,
     select,
     union_all,
     update,
@@ -108,24 +109,37 @@ def claim(
     return Lease(rows[0].processing_started_at if rows else None, [row.id for row in rows])
 
 
+def _due_kinds(
+    queue: QueueTable, lease: timedelta
+) -> list[tuple[ColumnElement[bool], Sequence[Any]]]:
+    """Each kind of due row with the order it is taken in: runs whose lease expired, retries
+    that came due, then pending rows in the queue's order."""
+    c = queue.columns
+    status = ProcessingStatus
+    return [
+        ((c.status == status.processing) & (c.processing_started_at < func.now() - lease),
+         [c.processing_started_at]),
+        ((c.status == status.failed) & (c.attempts < c.max_attempts)
+         & (c.next_retry_at <= func.now()), [c.next_retry_at]),
+        (c.status == status.pending, queue.order_by),
+    ]  # fmt: skip
+
+
+def count_due(session: Session, queue: QueueTable, *, lease: timedelta) -> int:
+    """How many rows a claim could take now."""
+    due = or_(*(kind for kind, _ in _due_kinds(queue, lease)))
+    return session.scalar(select(func.count()).select_from(queue.model).where(due)) or 0
+
+
 def _due(
     queue: QueueTable, *, limit: int, lease: timedelta, where: ColumnElement[bool] | None
 ) -> Select[tuple[uuid.UUID]]:
-    """Ids of up to `limit` due rows, locked: runs whose lease expired, then retries that came
-    due, then pending rows in the queue's order. Each kind is its own locked, limited scan, so
-    each can follow its partial index instead of sorting the whole table on every claim."""
+    """Ids of up to `limit` due rows, locked, kind by kind (_due_kinds). Each kind is its own
+    locked, limited scan, so each can follow its partial index instead of sorting the whole
+    table on every claim."""
     c = queue.columns
-    status = ProcessingStatus
-    kinds = [
-        (c.status == status.processing) & (c.processing_started_at < func.now() - lease),
-        (c.status == status.failed)
-        & (c.attempts < c.max_attempts)
-        & (c.next_retry_at <= func.now()),
-        c.status == status.pending,
-    ]
-    orders = [[c.processing_started_at], [c.next_retry_at], queue.order_by]
     branches = []
-    for rank, (kind, order) in enumerate(zip(kinds, orders, strict=True)):
+    for rank, (kind, order) in enumerate(_due_kinds(queue, lease)):
         locked = (
             select(c.id)
             .where(kind if where is None else and_(kind, where))

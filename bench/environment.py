@@ -58,3 +58,8 @@ def print_table(title: str, rows: list[tuple[str, ...]]) -> None:
         )
         if n == 0:
             print("|" + "|".join("-" * (width + 2) for width in widths) + "|")
+
+
+def met(goal_met: bool) -> str:
+    """The table's "met" cell."""
+    return "yes" if goal_met else "NO"

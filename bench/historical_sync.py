@@ -12,7 +12,7 @@ import requests
 from sqlalchemy import func, select, text
 
 from app import processes
-from bench.environment import LOG_DIR, ULTRAVOX_API_KEY, Environment, celery_worker
+from bench.environment import LOG_DIR, ULTRAVOX_API_KEY, Environment, celery_worker, met
 
 GOAL_CALLS_PER_SECOND = 2000
 GOAL_RATIO = 10
@@ -35,15 +35,11 @@ def run(env: Environment, *, calls: int, per_call: int) -> list[tuple[str, ...]]
         ("way", "calls", "calls/s", "goal", "met"),
         ("page tasks: 50 calls a page, one upsert_call_from_sync per page (1 worker)",
          f"{calls:,}", f"{batch_rate:,.0f}", f">= {GOAL_CALLS_PER_SECOND:,}",
-         _yes(batch_rate >= GOAL_CALLS_PER_SECOND)),
+         met(batch_rate >= GOAL_CALLS_PER_SECOND)),
         ("seed's way: one upsert_call_from_sync round trip per call", f"{per_call:,}",
          f"{per_call_rate:,.0f}", "baseline", ""),
-        ("ratio", "", f"{ratio:.1f}x", f">= {GOAL_RATIO}x", _yes(ratio >= GOAL_RATIO)),
+        ("ratio", "", f"{ratio:.1f}x", f">= {GOAL_RATIO}x", met(ratio >= GOAL_RATIO)),
     ]  # fmt: skip
-
-
-def _yes(met: bool) -> str:
-    return "yes" if met else "NO"
 
 
 def _agency(name: str) -> uuid.UUID:

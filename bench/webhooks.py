@@ -31,7 +31,7 @@ from sqlalchemy import func, select, text
 from app import processes
 from app.fakes import server
 from app.fakes.ultravox import call_at, generate_calls, sign
-from bench.environment import LOG_DIR, celery_worker
+from bench.environment import LOG_DIR, celery_worker, met
 
 SECRET = "whsec_bench"  # noqa: S105 - the benchmark agency's own
 INGEST_GOAL_RPS = 2000
@@ -80,9 +80,9 @@ def _ingest(url: str, agency: uuid.UUID, *, seconds: int) -> list[Row]:
     ceiling = _pgbench_ceiling(agency, seconds=seconds)
     return [
         ("(a) ingest, wrk 32 connections, 1 uvicorn worker: requests/s", f"{rps:,.0f}",
-         f">= {INGEST_GOAL_RPS:,}", _yes(rps >= INGEST_GOAL_RPS)),
+         f">= {INGEST_GOAL_RPS:,}", met(rps >= INGEST_GOAL_RPS)),
         ("(a) ingest p50 / p99 latency", f"{p50:.1f} / {p99:.1f} ms",
-         f"p99 <= {INGEST_GOAL_P99_MS:.0f} ms", _yes(p99 <= INGEST_GOAL_P99_MS)),
+         f"p99 <= {INGEST_GOAL_P99_MS:.0f} ms", met(p99 <= INGEST_GOAL_P99_MS)),
         ("(a) pgbench, the same two inserts per transaction, 32 clients: tps",
          f"{ceiling:,.0f}", "ceiling", ""),
         ("(a) ingest / pgbench ceiling", f"{rps / ceiling:.0%}", "", ""),
@@ -151,9 +151,9 @@ def _drains(agency: uuid.UUID, events: int) -> list[Row]:
         ("(b) drain, one event per message: events/s", f"{per_event:,.0f}", "", ""),
         (f"(b) drain, batches of 50, {events:,} events: events/s", f"{batch_50:,.0f}", "", ""),
         (f"(b) drain, batches of 200, {events:,} events: events/s", f"{batch_200:,.0f}",
-         f">= {DRAIN_GOAL_EPS:,}", _yes(batch_200 >= DRAIN_GOAL_EPS)),
+         f">= {DRAIN_GOAL_EPS:,}", met(batch_200 >= DRAIN_GOAL_EPS)),
         ("(b) batches of 200 / no-op drain", f"{ratio:.1f}x", f">= {DRAIN_GOAL_RATIO}x",
-         _yes(ratio >= DRAIN_GOAL_RATIO)),
+         met(ratio >= DRAIN_GOAL_RATIO)),
     ]  # fmt: skip
 
 
@@ -261,7 +261,7 @@ def _latency(url: str, agency: uuid.UUID, *, rate: int = 50, seconds: int = 10) 
         (f"(c) POST until the call row is visible, {rate} requests/s: p50 / p99",
          f"{p50:.1f} / {p99:.1f} ms",
          f"<= {LATENCY_GOAL_P50_MS:.0f} / {LATENCY_GOAL_P99_MS:.0f} ms",
-         _yes(p50 <= LATENCY_GOAL_P50_MS and p99 <= LATENCY_GOAL_P99_MS)),
+         met(p50 <= LATENCY_GOAL_P50_MS and p99 <= LATENCY_GOAL_P99_MS)),
     ]  # fmt: skip
 
 
@@ -320,7 +320,3 @@ def _millis(value: str) -> float:
     """wrk's latency: `812.00us`, `1.23ms` or `1.02s`."""
     number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def _yes(met: bool) -> str:
-    return "yes" if met else "NO"

@@ -9,12 +9,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, Uuid, bindparam, func, select, text
+from sqlalchemy import ColumnElement, Uuid, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app import queue
-from app.models import ProcessingStatus, WebhookEvent
+from app.models import WebhookEvent
 
 # FIFO by arrival: idx_webhook_queue_pending; due retries come through idx_webhook_queue_retry.
 WEBHOOK_QUEUE = queue.QueueTable(WebhookEvent, order_by=[WebhookEvent.created_at])
@@ -39,15 +39,9 @@ def complete_and_apply(
     return len(done)
 
 
-def count_due(session: Session) -> int:
-    """Events waiting: pending, or failed with a retry due."""
-    w = WebhookEvent
-    due = (w.status == ProcessingStatus.pending) | (
-        (w.status == ProcessingStatus.failed)
-        & (w.attempts < w.max_attempts)
-        & (w.next_retry_at <= func.now())
-    )
-    return session.scalar(select(func.count()).where(due)) or 0
+def count_due(session: Session, *, lease: timedelta) -> int:
+    """Events a drain could claim now: pending, retries that came due, lost runs."""
+    return queue.count_due(session, WEBHOOK_QUEUE, lease=lease)
 
 
 def replay_dead(

@@ -10,7 +10,6 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -115,7 +114,7 @@ class WebhookStore:
             event.call_id,
             request.method,
             request.path,
-            _json(request.headers),
+            json.dumps(request.headers),
             request.source_ip,
         )
         return queued
@@ -128,7 +127,7 @@ class WebhookStore:
             agency_id,
             request.method,
             request.path,
-            _json(request.headers),
+            json.dumps(request.headers),
             request.body,
             reason,
             request.source_ip,
@@ -146,7 +145,3 @@ class WebhookStore:
 async def _keep(_: asyncpg.Connection) -> None:
     """Return a connection to the pool as it is. The default reset costs a round trip per
     release; these single auto-committed statements leave no session state behind."""
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -38,8 +39,9 @@ def _redis() -> Redis:
 @periodic_task("process-webhook-queue")
 def process_webhook_queue() -> dict[str, Any]:
     """Beat's tick: start a drain if events are due (new ones, or retries whose time came)."""
+    lease = timedelta(seconds=get_settings().lease_seconds)
     with db.session_scope() as session:
-        due = queries.count_due(session)
+        due = queries.count_due(session, lease=lease)
     if due:
         drain_webhook_queue.delay()
     return {"due": due, "drain_sent": bool(due)}
