@@ -19,4 +19,10 @@ BEAT_SCHEDULE = {
         "schedule": crontab(minute="*"),
         "options": {"expires": 90},
     },
+    # Transcripts and analyses of ended calls: new items are drained at once, this catches retries.
+    "process-enrichment-queue": {
+        "task": "periodic.process-enrichment-queue",
+        "schedule": crontab(minute="*"),
+        "options": {"expires": 90},
+    },
 }

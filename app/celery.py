@@ -36,7 +36,7 @@ settings = load_or_exit()
 
 app = Celery("callsync", broker=settings.redis_url)
 app.conf.update(
-    include=["app.ultravox.tasks", "app.webhooks.tasks"],
+    include=["app.ultravox.tasks", "app.webhooks.tasks", "app.enrichment.tasks"],
     task_default_queue=Queue.DEFAULT.value,
     task_queues=[KombuQueue(queue.value) for queue in Queue],
     task_acks_late=True,

@@ -30,6 +30,8 @@ cli.add_typer(agency_cli, name="agency")
 cli.add_typer(fake_cli, name="fake")
 cli.add_typer(sync_cli, name="sync")
 cli.add_typer(webhooks_cli, name="webhooks")
+enrichment_cli = typer.Typer(help="Transcripts and analyses of ended calls.", no_args_is_help=True)
+cli.add_typer(enrichment_cli, name="enrichment")
 
 AgencyId = Annotated[uuid.UUID, typer.Option("--agency", help="The agency's id.")]
 JobId = Annotated[uuid.UUID, typer.Argument(help="The sync job's id.")]
@@ -145,11 +147,14 @@ def fake_ultravox(
     calls: Annotated[int, typer.Option(min=0, help="How many calls it holds.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the generated calls.")] = 0,
     live_every: Annotated[int, typer.Option(min=0, help="Every Nth call is live; 0: none.")] = 10,
+    latency: Annotated[float, typer.Option(min=0, help="Seconds before every API answer.")] = 0.0,
 ) -> None:
     """Serve a fake Ultravox API on loopback."""
     from app.fakes import ultravox
 
-    ultravox.run(port, api_key=api_key, calls=calls, seed=seed, live_every=live_every)
+    ultravox.run(
+        port, api_key=api_key, calls=calls, seed=seed, live_every=live_every, latency=latency
+    )
 
 
 @webhooks_cli.command("replay")
@@ -174,6 +179,41 @@ def webhooks_replay(
     if count:
         tasks.request_drain()
     typer.echo(f"{count} dead event(s) queued again")
+
+
+@fake_cli.command("llm")
+def fake_llm(
+    port: Annotated[int, typer.Option(min=0, max=65535)],
+    api_key: Annotated[str, typer.Option(help="The Bearer token it accepts.")] = "llm-demo-key",
+) -> None:
+    """Serve a fake OpenAI-compatible chat completions API on loopback (LLM_BASE_URL)."""
+    from app.fakes import llm
+
+    llm.run(port, api_key=api_key)
+
+
+@enrichment_cli.command("replay")
+def enrichment_replay(
+    all_: Annotated[bool, typer.Option("--all", help="Every dead item.")] = False,
+    call: Annotated[
+        uuid.UUID | None, typer.Option("--call", help="The dead items of one call (calls.id).")
+    ] = None,
+    item_ids: Annotated[
+        list[uuid.UUID] | None, typer.Option("--id", help="A dead item's id; repeatable.")
+    ] = None,
+) -> None:
+    """Queue dead enrichment items (failed max_attempts times) again, and drain them."""
+    from app import db
+    from app.enrichment import queries, tasks
+
+    if sum((all_, call is not None, bool(item_ids))) != 1:
+        raise typer.BadParameter("give exactly one of --all, --call or --id")
+    load_or_exit()
+    with db.session_scope() as session:
+        count = queries.replay_dead(session, call_id=call, item_ids=item_ids or ())
+    if count:
+        tasks.request_drain()
+    typer.echo(f"{count} dead item(s) queued again")
 
 
 @sync_cli.command("start")

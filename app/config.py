@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
-from typing import NoReturn
+from typing import Literal, NoReturn
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,11 +55,28 @@ class Settings(BaseSettings):
     )
     webhook_batch_size: int = Field(default=200, ge=1, le=5000)
 
+    # Enrichment: transcripts and analyses of ended calls.
+    enrichment_batch_size: int = Field(default=200, ge=1, le=5000)
+    enrichment_concurrency: int = Field(
+        default=100, ge=1, le=1000, description="provider requests in flight per drain"
+    )
+    analyzer: Literal["rules", "openai"] = "rules"
+    llm_base_url: str = "https://api.openai.com/v1"
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: SecretStr | None = None
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+
     # Provider calls: tenacity attempts per request, then the task's own retries.
     http_retry_attempts: int = Field(default=4, ge=1)
     http_retry_initial_seconds: float = Field(default=1.0, ge=0)
     http_retry_max_seconds: float = Field(default=30.0, ge=0)
     task_retry_seconds: float = Field(default=10.0, ge=0)
+
+    @model_validator(mode="after")
+    def _llm_key_when_used(self) -> Settings:
+        if self.analyzer == "openai" and self.llm_api_key is None:
+            raise ValueError("ANALYZER=openai needs LLM_API_KEY")
+        return self
 
 
 @lru_cache

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from app.config import get_settings
 
@@ -19,3 +19,9 @@ def decrypt(session: Session, ciphertext: bytes | None) -> str | None:
         return None
     key = get_settings().encryption_key.get_secret_value()
     return session.scalar(select(func.decrypt_api_key(ciphertext, key)))
+
+
+def decrypted(column: QueryableAttribute[bytes | None]) -> ColumnElement[str | None]:
+    """`column` decrypted in SQL by decrypt_api_key, for reading many secrets in one query."""
+    key = get_settings().encryption_key.get_secret_value()
+    return func.decrypt_api_key(column, key)

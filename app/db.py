@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import get_settings
@@ -36,3 +37,8 @@ def dispose_after_fork() -> None:
     """A forked worker child must not reuse its parent's pooled connections."""
     if get_engine.cache_info().currsize:
         get_engine().dispose(close=False)
+
+
+def error_reason(error: DBAPIError) -> str:
+    """The database's own message, first line: e.g. `invalid input syntax for type ...`."""
+    return str(error.orig).strip().splitlines()[0]

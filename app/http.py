@@ -13,6 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
 import requests
+from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryCallState,
     before_sleep_log,
@@ -48,9 +49,14 @@ class RetryableError(ProviderError):
         self.retry_after = retry_after
 
 
-def build_session(headers: dict[str, str]) -> requests.Session:
+def build_session(headers: dict[str, str], *, connections: int = 10) -> requests.Session:
+    """A session sending `headers`, keeping up to `connections` connections per host alive
+    (threads beyond that would open and drop a connection per request)."""
     session = requests.Session()
     session.headers.update(headers)
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=connections)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 

@@ -45,6 +45,7 @@ from app import db, migrations
 from app.api.main import create_app, server_options
 from app.celery import app as celery_app
 from app.config import get_settings
+from app.enrichment import tasks as enrichment_tasks
 from app.fakes.ultravox import FakeUltravox, generate_calls
 from app.models import Base
 from app.webhooks import tasks as webhook_tasks
@@ -71,6 +72,7 @@ def clean_tables(database: str) -> Iterator[None]:
     yield
     celery_app.control.purge()
     webhook_tasks.forget_drain_request()
+    enrichment_tasks.forget_drain_request()
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
     for attempt in range(5):
         try:

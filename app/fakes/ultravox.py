@@ -1,7 +1,8 @@
 """A faithful fake of the Ultravox REST API (api-facts §1) with fault injection and webhooks.
 
 Served over loopback HTTP: `with FakeUltravox("key", generate_calls(237)).serve() as running`.
-Faults apply to `GET /api/calls` only, in FIFO order; control endpoints live under `/_fake/`.
+Faults apply to `GET /api/calls` or, with endpoint="messages", to `GET /api/calls/{id}/messages`,
+in FIFO order; `latency` delays every `/api/` answer. Control endpoints live under `/_fake/`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -304,6 +305,7 @@ class Fault:
     times: int = 1
     params: dict[str, Any] = field(default_factory=dict)
     on_cursor: str | None = None  # None: any request; "": only the first page (no cursor)
+    endpoint: str = "calls"  # or "messages"
 
 
 class FakeUltravox:
@@ -317,8 +319,10 @@ class FakeUltravox:
         default_page_size: int = DEFAULT_PAGE_SIZE,
         max_page_size: int = MAX_PAGE_SIZE,
         rate_limit: int | None = None,
+        latency: float = 0.0,
     ) -> None:
         self.api_key = api_key
+        self.latency = self._initial_latency = latency  # seconds before every /api/ answer
         self.default_page_size = default_page_size
         self.max_page_size = max_page_size
         self.rate_limit = rate_limit  # requests per second; api-facts says 200 per API key
@@ -326,6 +330,7 @@ class FakeUltravox:
         self._initial = _Store.build(calls)
         self._store = self._initial
         self._faults: list[Fault] = []
+        self._messages: dict[str, list[dict[str, Any]]] = {}
         self._seen: list[tuple[str, str, dict[str, str]]] = []
         self._window = (0, 0)  # (second, requests in it) for the rate limit
         self.app = _build_app(self)
@@ -353,16 +358,33 @@ class FakeUltravox:
             merged.update((call["callId"], call) for call in calls)
             self._store = _Store.build(merged.values())
 
+    def set_messages(self, call_id: str, messages: list[dict[str, Any]]) -> None:
+        """Serve these messages for the call instead of its generated transcript."""
+        with self._lock:
+            self._messages[call_id] = messages
+
+    def messages(self, call: dict[str, Any]) -> list[dict[str, Any]]:
+        """The call's transcript as `GET /api/calls/{id}/messages` serves it."""
+        chosen = self._messages.get(call["callId"])
+        return generate_messages(call) if chosen is None else chosen
+
     def inject(
-        self, kind: str, times: int = 1, *, on_cursor: str | None = None, **params: Any
+        self,
+        kind: str,
+        times: int = 1,
+        *,
+        on_cursor: str | None = None,
+        endpoint: str = "calls",
+        **params: Any,
     ) -> Fault:
-        """Queue a fault for the next `times` list requests (those on `on_cursor` if given).
+        """Queue a fault for the next `times` requests to `endpoint` ("calls" or "messages"),
+        those on `on_cursor` if given.
 
         Kinds: "429" (retry_after: int seconds, default 1); "5xx" or "500".."599" (status,
         optional retry_after); "slow" (seconds, then a normal answer); "malformed" (variant,
         one of MALFORMED_VARIANTS).
         """
-        fault = _validated(Fault(kind, times, params, on_cursor))
+        fault = _validated(Fault(kind, times, params, on_cursor, endpoint))
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -373,12 +395,17 @@ class FakeUltravox:
 
     def faults(self) -> list[Fault]:
         with self._lock:
-            return [Fault(f.kind, f.times, dict(f.params), f.on_cursor) for f in self._faults]
+            return [
+                Fault(f.kind, f.times, dict(f.params), f.on_cursor, f.endpoint)
+                for f in self._faults
+            ]
 
     def reset(self) -> None:
-        """Forget faults, the request log and added calls."""
+        """Forget faults, the request log, added calls, set messages and a changed latency."""
         with self._lock:
+            self.latency = self._initial_latency
             self._faults.clear()
+            self._messages.clear()
             self._seen.clear()
             self._window = (0, 0)
             self._store = self._initial
@@ -396,10 +423,10 @@ class FakeUltravox:
             self._window = (second, used)
         return used > self.rate_limit
 
-    def _take_fault(self, cursor: str) -> Fault | None:
+    def _take_fault(self, endpoint: str, cursor: str) -> Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.on_cursor is None or fault.on_cursor == cursor:
+                if fault.endpoint == endpoint and fault.on_cursor in (None, cursor):
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
@@ -442,6 +469,8 @@ def _validated(fault: Fault) -> Fault:
             raise ValueError(f"unknown malformed variant {variant!r}")
     if fault.times < 1:
         raise ValueError("times must be at least 1")
+    if fault.endpoint not in ("calls", "messages"):
+        raise ValueError(f"unknown endpoint {fault.endpoint!r}; expected calls or messages")
     return fault
 
 
@@ -469,20 +498,14 @@ def _api_router(fake: FakeUltravox) -> APIRouter:
             raise HTTPException(401, "Incorrect authentication credentials.")
         if fake._over_rate_limit():
             raise HTTPException(429, _throttled(1), headers={"Retry-After": "1"})
+        if fake.latency:
+            await asyncio.sleep(fake.latency)
 
     router = APIRouter(prefix="/api", dependencies=[Depends(authorize)])
 
     @router.get("/calls")
     async def list_calls(request: Request) -> Response:
-        fault = fake._take_fault(request.query_params.get("cursor", ""))
-        if fault is not None and fault.kind in ("429", "5xx"):
-            return _fault_response(fault)
-        if fault is not None and fault.kind == "slow":
-            await asyncio.sleep(float(fault.params["seconds"]))
-        page = _calls_page(fake, request)
-        if fault is not None and fault.kind == "malformed":
-            return _malformed(page, fault.params["variant"])
-        return JSONResponse(page)
+        return await _answer(fake, "calls", request, lambda: _calls_page(fake, request))
 
     @router.get("/calls/{call_id}")
     async def get_call(call_id: str) -> Response:
@@ -490,12 +513,30 @@ def _api_router(fake: FakeUltravox) -> APIRouter:
 
     @router.get("/calls/{call_id}/messages")
     async def list_messages(call_id: str, request: Request) -> Response:
-        messages = generate_messages(_find_call(fake, call_id))
-        if request.query_params.get("mode", "last_stage") not in ("last_stage", "in_call"):
-            raise _Rejected.invalid("mode", "Select a valid choice.")
-        return JSONResponse(_offset_page(request, messages, _page_size(fake, request)))
+        def page() -> dict[str, Any]:
+            messages = fake.messages(_find_call(fake, call_id))
+            if request.query_params.get("mode", "last_stage") not in ("last_stage", "in_call"):
+                raise _Rejected.invalid("mode", "Select a valid choice.")
+            return _offset_page(request, messages, _page_size(fake, request))
+
+        return await _answer(fake, "messages", request, page)
 
     return router
+
+
+async def _answer(
+    fake: FakeUltravox, endpoint: str, request: Request, page: Callable[[], dict[str, Any]]
+) -> Response:
+    """The page, or the next fault queued for this endpoint instead."""
+    fault = fake._take_fault(endpoint, request.query_params.get("cursor", ""))
+    if fault is not None and fault.kind in ("429", "5xx"):
+        return _fault_response(fault)
+    if fault is not None and fault.kind == "slow":
+        await asyncio.sleep(float(fault.params["seconds"]))
+    body = page()
+    if fault is not None and fault.kind == "malformed":
+        return _malformed(body, fault.params["variant"])
+    return JSONResponse(body)
 
 
 def _control_router(fake: FakeUltravox) -> APIRouter:
@@ -726,9 +767,18 @@ def _duration(millis: int) -> str:
     return f"{seconds}.{rest:03d}s" if rest else f"{seconds}s"
 
 
-def run(port: int, *, api_key: str, calls: int, seed: int = 0, live_every: int = 10) -> None:
+def run(
+    port: int,
+    *,
+    api_key: str,
+    calls: int,
+    seed: int = 0,
+    live_every: int = 10,
+    latency: float = 0.0,
+) -> None:
     """Serve a fake with `calls` generated calls on 127.0.0.1:`port` until interrupted."""
-    fake = FakeUltravox(api_key, generate_calls(calls, seed=seed, live_every=live_every))
+    calls_made = generate_calls(calls, seed=seed, live_every=live_every)
+    fake = FakeUltravox(api_key, calls_made, latency=latency)
     sock = server.bind(port)
     url = f"http://{server.HOST}:{sock.getsockname()[1]}"
     sys.stdout.write(f"fake Ultravox serving {calls} calls on {url} (Ctrl-C to stop)\n")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 import requests
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app import http
-from app.ultravox.schemas import CallsPage, first_error
+from app.ultravox.schemas import CallsPage, Message, MessagesPage, first_error
+
+MESSAGES_PAGE_SIZE = 100  # the maximum is UNCONFIRMED (api-facts §1.2); most calls fit one page
+Page = TypeVar("Page", bound=BaseModel)
 
 
 class UltravoxError(http.ProviderError):
@@ -28,10 +33,17 @@ class UltravoxClient:
     timeout = 30.0  # DESIGN.md: 30 s for Ultravox
 
     def __init__(
-        self, base_url: str, api_key: str, session: requests.Session | None = None
+        self,
+        base_url: str,
+        api_key: str,
+        session: requests.Session | None = None,
+        *,
+        connections: int = 10,
     ) -> None:
         self._base_url = base_url.rstrip("/")
-        self._session = session or http.build_session({"X-API-Key": api_key})
+        self._session = session or http.build_session(
+            {"X-API-Key": api_key}, connections=connections
+        )
 
     @http.retry_transient(UltravoxRetryable)
     def list_calls(
@@ -51,20 +63,39 @@ class UltravoxClient:
             "fromDate": from_date.isoformat() if from_date else None,
             "toDate": to_date.isoformat() if to_date else None,
         }
+        return self._get_page("/api/calls", params, CallsPage)
+
+    def list_messages(self, call_id: uuid.UUID) -> list[Message]:
+        """Every message of the call from all its stages (`mode=in_call`), page by page."""
+        messages: list[Message] = []
+        cursor = None
+        while True:
+            page = self._messages_page(call_id, cursor)
+            messages.extend(page.results)
+            cursor = cursor_from_next(page.next)
+            if cursor is None:
+                return messages
+
+    @http.retry_transient(UltravoxRetryable)
+    def _messages_page(self, call_id: uuid.UUID, cursor: str | None) -> MessagesPage:
+        params = {"mode": "in_call", "pageSize": MESSAGES_PAGE_SIZE, "cursor": cursor}
+        return self._get_page(f"/api/calls/{call_id}/messages", params, MessagesPage)
+
+    def _get_page(self, path: str, params: dict[str, Any], model: type[Page]) -> Page:
         response = http.send(
             self._session,
             "GET",
-            f"{self._base_url}/api/calls",
+            f"{self._base_url}{path}",
             params=params,
             timeout=self.timeout,
             retryable=UltravoxRetryable,
             fatal=UltravoxError,
         )
         try:
-            return CallsPage.model_validate_json(response.content)
+            return model.model_validate_json(response.content)
         except ValidationError as error:
             raise UltravoxMalformed(
-                f"malformed page from GET /api/calls: {first_error(error, root='body')}"
+                f"malformed page from GET {path}: {first_error(error, root='body')}"
             ) from error
 
 

@@ -37,6 +37,26 @@ class CallsPage(BaseModel):
     total: int | None = None
 
 
+class Message(BaseModel):
+    """The transcript fields of a `Message` (api-facts §1.4); tool and state details are dropped."""
+
+    role: str = "MESSAGE_ROLE_UNSPECIFIED"
+    text: str = ""
+    medium: str | None = None
+    callStageId: str | None = None
+    callStageMessageIndex: int | None = None
+    timespan: dict[str, str] | None = None
+
+
+class MessagesPage(BaseModel):
+    """One page of `GET /api/calls/{id}/messages`: the same envelope as the calls list."""
+
+    next: str | None = None
+    previous: str | None = None
+    results: list[Message]
+    total: int | None = None
+
+
 class StartSync(BaseModel):
     """Body of POST /api/historical-syncs."""
 

@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from app import db
 from app.celery import Queue, app, periodic_task
 from app.config import get_settings
+from app.enrichment import tasks as enrichment_tasks
 from app.ultravox import queries, service
 from app.ultravox.client import UltravoxRetryable
 
@@ -67,4 +68,6 @@ def process_sync_page(self: Task[Any, Any], job_id: str, cursor: str | None) -> 
         result = service.fail_job(job, cursor, f"{type(error).__name__}: {error}")
     if result.get("status") == "in_progress":
         process_sync_page.delay(job_id, result["cursor"])
+    if result.get("imported_calls"):
+        enrichment_tasks.request_drain()  # the imported calls queued their transcripts
     return result

@@ -50,7 +50,9 @@ def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drai
     except OperationalError:
         raise  # the database itself: the task retries, the lease brings the rows back
     except DBAPIError as error:
-        log.warning("webhook batch failed (%s); applying its events one by one", _reason(error))
+        log.warning(
+            "webhook batch failed (%s); applying its events one by one", db.error_reason(error)
+        )
     return _apply_one_by_one(lease)
 
 
@@ -71,14 +73,9 @@ def _apply_one_by_one(lease: queue.Lease) -> Drained:
                     queries.WEBHOOK_QUEUE,
                     lease,
                     event_id,
-                    _reason(error),
+                    db.error_reason(error),
                     base=settings.retry_base_seconds,
                     cap=settings.retry_max_seconds,
                 )
-                log.warning("webhook event %s failed: %s", event_id, _reason(error))
+                log.warning("webhook event %s failed: %s", event_id, db.error_reason(error))
     return Drained(len(lease.ids), applied, failed)
-
-
-def _reason(error: DBAPIError) -> str:
-    """The database's own message, first line: e.g. `invalid input syntax for type ...`."""
-    return str(error.orig).strip().splitlines()[0]

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from app.webhooks.tasks import DRAIN_REQUEST_TTL_MS, DRAIN_REQUESTED
+from app.drains import REQUEST_TTL_MS
+from app.webhooks.tasks import DRAIN_REQUESTED
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class DrainWaker:
         while self._poked:
             self._poked = False
             try:
-                if await self._redis.set(DRAIN_REQUESTED, 1, nx=True, px=DRAIN_REQUEST_TTL_MS):
+                if await self._redis.set(DRAIN_REQUESTED, 1, nx=True, px=REQUEST_TTL_MS):
                     await self._send()
             except Exception:  # the events are committed: beat's next tick drains them
                 log.warning("could not wake the webhook drain; beat will", exc_info=True)

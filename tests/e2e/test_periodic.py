@@ -64,7 +64,8 @@ def test_beat_publishes_its_schedule_to_virsyn_cron_jobs(session: Session) -> No
     rows = session.execute(
         text("SELECT jobname, schedule, command, active FROM virsyn_cron_jobs")
     ).all()
-    assert [tuple(row) for row in rows] == [
+    assert sorted(tuple(row) for row in rows) == [
+        ("process-enrichment-queue", "* * * * *", "periodic.process-enrichment-queue", True),
         ("process-historical-sync", "* * * * *", "periodic.process-historical-sync", True),
         ("process-webhook-queue", "* * * * *", "periodic.process-webhook-queue", True),
     ]

@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session
 from app import db
 from app.celery import app as celery_app
 from app.fakes.ultravox import call_at, generate_calls, send_webhook
-from app.models import Call, CronJobLog, EnrichmentItem, ProcessingStatus, WebhookEvent
+from app.models import (
+    Call,
+    CronJobLog,
+    EnrichmentItem,
+    EnrichmentType,
+    ProcessingStatus,
+    WebhookEvent,
+)
 from app.webhooks import tasks
 from tests.helpers import ApiClient, Worker, make_agency, wait_for
 from tests.integration.test_cli import callsync
@@ -52,7 +59,11 @@ def test_a_posted_event_reaches_its_call_without_waiting_for_beat(
     row = wait_for(stored, timeout=10, what="the call row")
     assert row.ultravox_call_id == uuid.UUID(call["callId"])
     assert row.ended is not None
-    wait_for(lambda: count(session, EnrichmentItem) == 1, timeout=10, what="its transcript item")
+    wait_for(
+        lambda: count(session, EnrichmentItem, EnrichmentItem.type == EnrichmentType.transcript),
+        timeout=10,
+        what="its transcript item",
+    )
 
 
 def test_beats_tick_drains_a_retry_that_came_due(
@@ -124,7 +135,8 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
     wait_for(lambda: all_completed(session, len(rows) + 1), timeout=60, what="every event")
     assert count(session, Call) == len(calls)
     assert count(session, Call, Call.ended.is_not(None)) == len(calls)
-    assert count(session, EnrichmentItem) == len(calls)  # one transcript each: applied once
+    transcripts = count(session, EnrichmentItem, EnrichmentItem.type == EnrichmentType.transcript)
+    assert transcripts == len(calls)  # one transcript each: applied once
     assert count(session, Call, Call.last_event == "call.billed") == 1
     retried = count(session, WebhookEvent, WebhookEvent.attempts == 1)
     assert retried == in_flight  # the lost batch ran again, counted as one attempt

@@ -1,0 +1,37 @@
+"""Coalesced drain requests: at most one drain message waits per queue, however many ask.
+
+A drain is a task that claims a batch of a queue's due rows. Whoever commits new rows asks
+for a drain: the request sets the queue's key in Redis and sends a drain only when the key
+was not already set. The drain deletes the key as it starts, before it claims, so rows
+committed before a request found the key set are claimed by the drain the key stands for.
+The key expires, so a drain lost with its message is replaced; beat's tick is the net under
+both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+from redis import Redis
+
+from app.config import get_settings
+
+# A drain lost with its message is replaced after this long, or by beat's next tick.
+REQUEST_TTL_MS = 10_000
+
+
+@lru_cache
+def _redis() -> Redis:
+    return Redis.from_url(get_settings().redis_url)
+
+
+def request(key: str, send: Callable[[], object]) -> None:
+    """Call `send` unless a drain requested under `key` is still waiting to start."""
+    if _redis().set(key, 1, nx=True, px=REQUEST_TTL_MS):
+        send()
+
+
+def forget(key: str) -> None:
+    """Drop the mark: the drain it stood for is starting (or the broker was purged)."""
+    _redis().delete(key)

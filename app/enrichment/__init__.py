@@ -1,0 +1,1 @@
+"""Enrichment of ended calls: transcripts and analyses (seed 002, process-enrichment-queue)."""

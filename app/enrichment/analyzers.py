@@ -1,0 +1,129 @@
+"""Analyzers turn a call's transcript into an Analysis; the rule-based one is the default.
+
+An empty transcript is not a failure: every analyzer answers it with EMPTY_TRANSCRIPT.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+from app.config import Settings
+from app.enrichment.schemas import EMPTY_TRANSCRIPT, Analysis, Outcome
+from app.ultravox.schemas import Message
+
+USER = "MESSAGE_ROLE_USER"
+AGENT = "MESSAGE_ROLE_AGENT"
+
+# The caller's words that decide the outcome, checked in this order (the first three are
+# seed 003's outcome detection patterns).
+OUTCOME_PHRASES: tuple[tuple[Outcome, tuple[str, ...]], ...] = (
+    ("pledged", ("i will pledge", "i'll pledge", "count me in")),
+    ("donated", ("i'll donate", "i will donate", "donate")),
+    ("not_interested", ("not interested", "no thanks", "not right now", "stop calling")),
+    ("callback_requested", ("call back", "call me back", "call me later", "tomorrow")),
+)
+TOPIC_WORDS: dict[str, tuple[str, ...]] = {
+    "billing": ("bill", "billing", "invoice", "charge", "payment"),
+    "appointment": ("appointment", "schedule", "reschedule", "booking"),
+    "renewal": ("renew", "renewal", "policy"),
+    "delivery": ("delivery", "deliver", "shipping", "package"),
+    "refund": ("refund", "money back"),
+    "donation": ("donate", "donation", "pledge", "give"),
+}
+POSITIVE = frozenset(
+    ("great", "good", "sure", "thanks", "thank", "yes", "perfect", "happy", "glad", "love",
+     "helpful", "yeah", "okay", "ok")
+)  # fmt: skip
+NEGATIVE = frozenset(
+    ("no", "not", "never", "bad", "terrible", "annoyed", "angry", "unhappy", "cancel",
+     "complaint", "wrong", "stop", "hate")
+)  # fmt: skip
+MAX_KEY_POINTS = 5
+_WORD = re.compile(r"[a-z']+")
+
+
+class Analyzer(Protocol):
+    """Something that can analyse a transcript; `name` is stored with its analysis."""
+
+    name: str
+
+    def analyze(self, messages: Sequence[Message]) -> Analysis: ...
+
+
+class RuleAnalyzer:
+    """Deterministic keyword rules: no network, the same answer for the same transcript."""
+
+    name = "rules"
+
+    def analyze(self, messages: Sequence[Message]) -> Analysis:
+        spoken = [m for m in messages if m.role in (USER, AGENT) and m.text.strip()]
+        if not spoken:
+            return EMPTY_TRANSCRIPT
+        said = [m.text.strip() for m in spoken if m.role == USER]
+        caller = " ".join(said).lower()
+        outcome = _outcome(caller)
+        topics = _topics(" ".join(m.text for m in spoken).lower())
+        return Analysis(
+            summary=_summary(len(spoken), len(said), topics, outcome),
+            sentiment=_sentiment(caller),
+            outcome=outcome,
+            key_points=[line for line in said if _is_key_point(line)][:MAX_KEY_POINTS],
+            topics=topics,
+        )
+
+
+def build_analyzer(settings: Settings) -> Analyzer:
+    """The analyzer the settings choose (ANALYZER=rules|openai)."""
+    if settings.analyzer == "openai":
+        from app.enrichment.llm import ChatCompletionsAnalyzer
+
+        assert settings.llm_api_key is not None  # noqa: S101 (the settings validator checks it)
+        return ChatCompletionsAnalyzer(
+            settings.llm_base_url,
+            settings.llm_model,
+            settings.llm_api_key.get_secret_value(),
+            timeout=settings.llm_timeout_seconds,
+            connections=settings.enrichment_concurrency,
+        )
+    return RuleAnalyzer()
+
+
+def _outcome(caller: str) -> Outcome:
+    for outcome, phrases in OUTCOME_PHRASES:
+        if any(phrase in caller for phrase in phrases):
+            return outcome
+    return "completed" if caller else "no_conversation"
+
+
+def _topics(text: str) -> list[str]:
+    words = set(_WORD.findall(text))
+    return [
+        topic
+        for topic, keys in TOPIC_WORDS.items()
+        if any(key in text if " " in key else key in words for key in keys)
+    ]
+
+
+def _sentiment(caller: str) -> float:
+    """(positive - negative) / (positive + negative) over the caller's words; 0 when neither."""
+    words = _WORD.findall(caller)
+    good = sum(word in POSITIVE for word in words)
+    bad = sum(word in NEGATIVE for word in words)
+    return round((good - bad) / (good + bad), 2) if good + bad else 0.0
+
+
+def _is_key_point(line: str) -> bool:
+    lowered = line.lower()
+    return line.endswith("?") or any(
+        phrase in lowered for _, phrases in OUTCOME_PHRASES for phrase in phrases
+    )
+
+
+def _summary(spoken: int, said: int, topics: list[str], outcome: Outcome) -> str:
+    about = f" about {' and '.join(topics)}" if topics else ""
+    return (
+        f"A call of {spoken} messages ({said} from the caller){about}; "
+        f"outcome: {outcome.replace('_', ' ')}."
+    )

@@ -1,0 +1,166 @@
+"""process-enrichment-queue's work: fetch transcripts and analyse them, a batch at a time.
+
+The work waits on the network, so a batch runs up to ENRICHMENT_CONCURRENCY items at once on
+threads; nothing is open in the database meanwhile. The results are then stored in one
+transaction; an item that failed is retried later with backoff (attempts + 1, next_retry_at),
+and is dead after max_attempts until replayed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import Row
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from app import db, http, queue
+from app.config import Settings, get_settings
+from app.enrichment import queries
+from app.enrichment.analyzers import Analyzer, build_analyzer
+from app.enrichment.queries import Enriched
+from app.models import EnrichmentType
+from app.ultravox.client import UltravoxClient
+from app.ultravox.schemas import Message
+from app.ultravox.service import NO_API_KEY
+
+log = logging.getLogger(__name__)
+
+MESSAGES = TypeAdapter(list[Message])
+
+
+@dataclass(frozen=True)
+class Failed:
+    item_id: uuid.UUID
+    reason: str
+
+
+@dataclass(frozen=True)
+class Drained:
+    claimed: int
+    transcripts: int
+    analyses: int
+    failed: int
+
+
+def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drained:
+    """Claim up to `batch_size` due items, run them, store what they found.
+
+    A full batch suggests more are waiting: `on_full_batch` runs before the work, so that
+    another worker can start on the next batch meanwhile.
+    """
+    settings = get_settings()
+    with db.session_scope() as session:
+        lease = queries.claim_enrichment_items(
+            session, limit=batch_size, lease=timedelta(seconds=settings.lease_seconds)
+        )
+        if not lease.ids:
+            return Drained(0, 0, 0, 0)
+        work = queries.get_work(session, lease.ids)
+        needs_key = {item.agency_id for item in work if item.type == EnrichmentType.transcript}
+        api_keys = queries.get_api_keys(session, needs_key) if needs_key else {}
+    if len(lease.ids) == batch_size:
+        on_full_batch()
+    results = run(work, api_keys, settings)
+    done = [r for r in results if isinstance(r, Enriched)]
+    failed = _store(lease, done, [r for r in results if isinstance(r, Failed)], settings)
+    stored = [r.type for r in done if r.item_id not in {f.item_id for f in failed}]
+    return Drained(
+        claimed=len(lease.ids),
+        transcripts=stored.count(EnrichmentType.transcript),
+        analyses=stored.count(EnrichmentType.analysis),
+        failed=len(failed),
+    )
+
+
+def run(
+    work: Sequence[Row[Any]], api_keys: dict[uuid.UUID, str], settings: Settings
+) -> list[Enriched | Failed]:
+    """Each item's result, up to ENRICHMENT_CONCURRENCY at a time."""
+    connections = settings.enrichment_concurrency
+    clients = {
+        agency_id: UltravoxClient(settings.ultravox_api_base_url, key, connections=connections)
+        for agency_id, key in api_keys.items()
+    }
+    analyzer = build_analyzer(settings)
+
+    def enrich(item: Row[Any]) -> Enriched | Failed:
+        return _enrich(item, clients.get(item.agency_id), analyzer)
+
+    workers = max(1, min(connections, len(work)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="enrichment") as pool:
+        return list(pool.map(enrich, work))
+
+
+def _enrich(item: Row[Any], client: UltravoxClient | None, analyzer: Analyzer) -> Enriched | Failed:
+    try:
+        if item.type == EnrichmentType.transcript:
+            if client is None:
+                return Failed(item.id, NO_API_KEY)
+            messages = client.list_messages(item.ultravox_call_id)
+            value: Any = [m.model_dump(mode="json", exclude_none=True) for m in messages]
+        else:
+            analysis = analyzer.analyze(MESSAGES.validate_python(item.transcript or []))
+            value = {**analysis.model_dump(mode="json"), "analyzer": analyzer.name}
+    except http.ProviderError as error:
+        return Failed(item.id, str(error))
+    except Exception as error:
+        # A bug or a surprise: record it on the item rather than lose the whole batch.
+        log.exception("enrichment item %s failed", item.id)
+        return Failed(item.id, f"{type(error).__name__}: {error}")
+    return Enriched(item.id, item.call_id, item.type, value)
+
+
+def _store(
+    lease: queue.Lease, done: list[Enriched], failed: list[Failed], settings: Settings
+) -> list[Failed]:
+    """Store the results and record the failures in one transaction; when the database
+    refuses a result, store them one by one so that only that item fails. Returns every
+    failure, those the database refused included."""
+    try:
+        with db.session_scope() as session:
+            queries.complete_enrichment(session, lease, done)
+            for failure in failed:
+                _mark_failed(session, lease, failure, settings)
+        return failed
+    except OperationalError:
+        raise  # the database itself: the task retries, the lease brings the items back
+    except DBAPIError as error:
+        log.warning(
+            "enrichment batch failed (%s); storing its items one by one", db.error_reason(error)
+        )
+    with db.session_scope() as session:
+        for result in done:
+            try:
+                with session.begin_nested():
+                    queries.complete_enrichment(session, lease, [result])
+            except OperationalError:
+                raise
+            except DBAPIError as error:
+                failed.append(Failed(result.item_id, db.error_reason(error)))
+        for failure in failed:
+            _mark_failed(session, lease, failure, settings)
+    return failed
+
+
+def _mark_failed(session: Session, lease: queue.Lease, failure: Failed, settings: Settings) -> None:
+    retry = queue.mark_failed(
+        session,
+        queries.ENRICHMENT_QUEUE,
+        lease,
+        failure.item_id,
+        failure.reason,
+        base=settings.retry_base_seconds,
+        cap=settings.retry_max_seconds,
+    )
+    log.warning(
+        "enrichment item %s failed (%s): %s", failure.item_id, "retry" if retry else "dead",
+        failure.reason,
+    )  # fmt: skip

@@ -1,0 +1,61 @@
+"""Celery entry points for the enrichment queue (seed: process-enrichment-queue).
+
+One message carries a batch: a drain claims up to ENRICHMENT_BATCH_SIZE items and runs up to
+ENRICHMENT_CONCURRENCY of them at once. A full batch sends the next drain before its work,
+so every worker process helps while work remains. Whoever commits work for this queue (a
+call that ended, a transcript that queued its analysis) asks for a drain, coalesced through
+the DRAIN_REQUESTED key (app.drains); beat's tick catches retries that came due.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from app import db, drains
+from app.celery import Queue, app, periodic_task
+from app.config import get_settings
+from app.enrichment import queries, service
+
+DRAIN_REQUESTED = "callsync:enrichment:drain-requested"
+
+
+@periodic_task("process-enrichment-queue")
+def process_enrichment_queue() -> dict[str, Any]:
+    """Beat's tick: start a drain if items are due (new ones, or retries whose time came)."""
+    lease = timedelta(seconds=get_settings().lease_seconds)
+    with db.session_scope() as session:
+        due = queries.count_due(session, lease=lease)
+    if due:
+        drain_enrichment_queue.delay()
+    return {"due": due, "drain_sent": bool(due)}
+
+
+@app.task(
+    name="enrichment.drain_enrichment_queue",
+    queue=Queue.ENRICHMENT,
+    autoretry_for=(OperationalError,),  # database blips only
+    retry_backoff=True,
+    max_retries=3,
+)
+def drain_enrichment_queue() -> dict[str, int]:
+    """Fetch transcripts and analyse calls: one batch of due items."""
+    forget_drain_request()
+    batch_size = get_settings().enrichment_batch_size
+    drained = service.drain_batch(batch_size=batch_size, on_full_batch=drain_enrichment_queue.delay)
+    if drained.transcripts and drained.claimed < batch_size:
+        request_drain()  # the transcripts just stored queued their analyses
+    return asdict(drained)
+
+
+def request_drain() -> None:
+    """Send a drain unless one is already waiting to start."""
+    drains.request(DRAIN_REQUESTED, drain_enrichment_queue.delay)
+
+
+def forget_drain_request() -> None:
+    """Drop the pending-drain mark, after purging the broker of the drain it stood for."""
+    drains.forget(DRAIN_REQUESTED)
