@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from bench import environment, historical_sync, webhooks
+from bench import enrichment, environment, historical_sync, webhooks
+
+BENCHMARKS = ["historical-sync", "webhooks", "enrichment"]
 
 
 def main() -> None:
@@ -12,7 +14,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["historical-sync", "webhooks"],
+        choices=BENCHMARKS,
         help="run just this benchmark (repeatable); default: all",
     )
     parser.add_argument("--calls", type=int, default=100_000, help="calls to import in batches")
@@ -21,8 +23,9 @@ def main() -> None:
     )
     parser.add_argument("--drain-events", type=int, default=50_000, help="webhook events to drain")
     parser.add_argument("--ingest-seconds", type=int, default=10, help="length of the wrk run")
+    parser.add_argument("--transcripts", type=int, default=10_000, help="transcripts to fetch")
     args = parser.parse_args()
-    chosen = set(args.only or ["historical-sync", "webhooks"])
+    chosen = set(args.only or BENCHMARKS)
     with environment.prepared() as env:
         if "historical-sync" in chosen:
             rows = historical_sync.run(env, calls=args.calls, per_call=args.per_call)
@@ -32,6 +35,11 @@ def main() -> None:
         if "webhooks" in chosen:
             rows = webhooks.run(ingest_seconds=args.ingest_seconds, drain_events=args.drain_events)
             environment.print_table("webhooks: ingest, drain, latency", rows)
+        if "enrichment" in chosen:
+            rows = enrichment.run(env, transcripts=args.transcripts)
+            environment.print_table(
+                "enrichment: transcripts from a fake Ultravox answering after 100 ms", rows
+            )
 
 
 if __name__ == "__main__":

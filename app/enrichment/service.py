@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -68,7 +69,7 @@ def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drai
         api_keys = queries.get_api_keys(session, needs_key) if needs_key else {}
     if len(lease.ids) == batch_size:
         on_full_batch()
-    results = run(work, api_keys, settings)
+    results = run(work, api_keys)
     done = [r for r in results if isinstance(r, Enriched)]
     failed = _store(lease, done, [r for r in results if isinstance(r, Failed)], settings)
     stored = [r.type for r in done if r.item_id not in {f.item_id for f in failed}]
@@ -80,23 +81,36 @@ def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drai
     )
 
 
-def run(
-    work: Sequence[Row[Any]], api_keys: dict[uuid.UUID, str], settings: Settings
-) -> list[Enriched | Failed]:
+def run(work: Sequence[Row[Any]], api_keys: dict[uuid.UUID, str]) -> list[Enriched | Failed]:
     """Each item's result, up to ENRICHMENT_CONCURRENCY at a time."""
-    connections = settings.enrichment_concurrency
-    clients = {
-        agency_id: UltravoxClient(settings.ultravox_api_base_url, key, connections=connections)
-        for agency_id, key in api_keys.items()
-    }
-    analyzer = build_analyzer(settings)
+    clients = {agency_id: _client(key) for agency_id, key in api_keys.items()}
+    analyzer = _analyzer()
 
     def enrich(item: Row[Any]) -> Enriched | Failed:
         return _enrich(item, clients.get(item.agency_id), analyzer)
 
-    workers = max(1, min(connections, len(work)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="enrichment") as pool:
-        return list(pool.map(enrich, work))
+    return list(_pool().map(enrich, work))
+
+
+# Threads, clients and their kept-alive connections last as long as the worker process, so
+# that a batch does not pay for starting threads and opening connections again.
+@lru_cache
+def _pool() -> ThreadPoolExecutor:
+    workers = get_settings().enrichment_concurrency
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="enrichment")
+
+
+@lru_cache(maxsize=256)
+def _client(api_key: str) -> UltravoxClient:
+    settings = get_settings()
+    return UltravoxClient(
+        settings.ultravox_api_base_url, api_key, connections=settings.enrichment_concurrency
+    )
+
+
+@lru_cache
+def _analyzer() -> Analyzer:
+    return build_analyzer(get_settings())
 
 
 def _enrich(item: Row[Any], client: UltravoxClient | None, analyzer: Analyzer) -> Enriched | Failed:
