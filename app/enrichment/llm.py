@@ -55,7 +55,7 @@ class ChatCompletionsAnalyzer:
         self._model = model
         self._timeout = timeout
         self._session = http.build_session(
-            {"Authorization": f"Bearer {api_key}"}, connections=connections
+            self._url, {"Authorization": f"Bearer {api_key}"}, connections=connections
         )
 
     def analyze(self, messages: Sequence[Message]) -> Analysis:

@@ -42,7 +42,7 @@ class UltravoxClient:
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._session = session or http.build_session(
-            {"X-API-Key": api_key}, connections=connections
+            self._base_url, {"X-API-Key": api_key}, connections=connections
         )
 
     @http.retry_transient(UltravoxRetryable)
