@@ -11,10 +11,14 @@ both.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import lru_cache
+from typing import Any, Protocol
 
 from redis import Redis
+from sqlalchemy.orm import Session
 
+from app import db
 from app.config import get_settings
 
 # A drain lost with its message is replaced after this long, or by beat's next tick.
@@ -24,6 +28,21 @@ REQUEST_TTL_MS = 10_000
 @lru_cache
 def _redis() -> Redis:
     return Redis.from_url(get_settings().redis_url)
+
+
+class CountDue(Protocol):
+    def __call__(self, session: Session, *, lease: timedelta) -> int: ...
+
+
+def tick(count_due: CountDue, send: Callable[[], object]) -> dict[str, Any]:
+    """Beat's tick for a drained queue: send a drain if rows are due (new ones, retries whose
+    time came, runs whose lease expired); the result is the run's cron_job_logs entry."""
+    lease = timedelta(seconds=get_settings().lease_seconds)
+    with db.session_scope() as session:
+        due = count_due(session, lease=lease)
+    if due:
+        send()
+    return {"due": due, "drain_sent": bool(due)}
 
 
 def request(key: str, send: Callable[[], object]) -> None:

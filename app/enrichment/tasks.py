@@ -10,12 +10,11 @@ the DRAIN_REQUESTED key (app.drains); beat's tick catches retries that came due.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from app import db, drains
+from app import drains
 from app.celery import Queue, app, periodic_task
 from app.config import get_settings
 from app.enrichment import queries, service
@@ -26,12 +25,7 @@ DRAIN_REQUESTED = "callsync:enrichment:drain-requested"
 @periodic_task("process-enrichment-queue")
 def process_enrichment_queue() -> dict[str, Any]:
     """Beat's tick: start a drain if items are due (new ones, or retries whose time came)."""
-    lease = timedelta(seconds=get_settings().lease_seconds)
-    with db.session_scope() as session:
-        due = queries.count_due(session, lease=lease)
-    if due:
-        drain_enrichment_queue.delay()
-    return {"due": due, "drain_sent": bool(due)}
+    return drains.tick(queries.count_due, drain_enrichment_queue.delay)
 
 
 @app.task(

@@ -9,19 +9,15 @@ DRAIN_REQUESTED key (app.drains).
 from __future__ import annotations
 
 import asyncio
-import logging
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from app import db, drains
+from app import drains
 from app.celery import Queue, app, periodic_task
 from app.config import get_settings
 from app.enrichment import tasks as enrichment_tasks
 from app.webhooks import queries, service
-
-log = logging.getLogger(__name__)
 
 DRAIN_REQUESTED = "callsync:webhooks:drain-requested"
 
@@ -29,12 +25,7 @@ DRAIN_REQUESTED = "callsync:webhooks:drain-requested"
 @periodic_task("process-webhook-queue")
 def process_webhook_queue() -> dict[str, Any]:
     """Beat's tick: start a drain if events are due (new ones, or retries whose time came)."""
-    lease = timedelta(seconds=get_settings().lease_seconds)
-    with db.session_scope() as session:
-        due = queries.count_due(session, lease=lease)
-    if due:
-        drain_webhook_queue.delay()
-    return {"due": due, "drain_sent": bool(due)}
+    return drains.tick(queries.count_due, drain_webhook_queue.delay)
 
 
 @app.task(
