@@ -25,4 +25,10 @@ BEAT_SCHEDULE = {
         "schedule": crontab(minute="*"),
         "options": {"expires": 90},
     },
+    # Place the next outbound calls of every active campaign, one task per campaign.
+    "campaign-orchestrator": {
+        "task": "periodic.campaign-orchestrator",
+        "schedule": crontab(minute="*/5"),
+        "options": {"expires": 450},
+    },
 }

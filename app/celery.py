@@ -29,14 +29,20 @@ class Queue(enum.StrEnum):
     DEFAULT = "default"  # periodic ticks: short claims that fan out
     SYNC = "sync"  # historical sync pages (Ultravox API)
     WEBHOOKS = "webhooks"  # webhook queue drains (database only)
-    ENRICHMENT = "enrichment"  # transcripts and analyses: network-bound, run on a threads pool
+    ENRICHMENT = "enrichment"  # transcripts and analyses: network-bound, threads inside a task
+    CAMPAIGNS = "campaigns"  # outbound calls and conversation syncs (ElevenLabs)
 
 
 settings = load_or_exit()
 
 app = Celery("callsync", broker=settings.redis_url)
 app.conf.update(
-    include=["app.ultravox.tasks", "app.webhooks.tasks", "app.enrichment.tasks"],
+    include=[
+        "app.ultravox.tasks",
+        "app.webhooks.tasks",
+        "app.enrichment.tasks",
+        "app.campaigns.tasks",
+    ],
     task_default_queue=Queue.DEFAULT.value,
     task_queues=[KombuQueue(queue.value) for queue in Queue],
     task_acks_late=True,

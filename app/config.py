@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
 
+    # Outbound campaigns.
+    dial_concurrency: int = Field(
+        default=5, ge=1, le=100, description="calls placed at once per campaign run"
+    )
+    dial_lease_seconds: int = Field(
+        default=600, ge=60, description="a reserved dial not recorded after this is over"
+    )
+
     # Provider calls: tenacity attempts per request, then the task's own retries.
     http_retry_attempts: int = Field(default=4, ge=1)
     http_retry_initial_seconds: float = Field(default=1.0, ge=0)

@@ -66,7 +66,16 @@ def _processes(
     celery = [sys.executable, "-m", "celery", "-A", "app"]
     yield (
         "worker",
-        [*celery, "worker", "-Q", "default,sync,webhooks,enrichment", "-c", "2", "-l", "INFO"],
+        [
+            *celery,
+            "worker",
+            "-Q",
+            "default,sync,webhooks,enrichment,campaigns",
+            "-c",
+            "2",
+            "-l",
+            "INFO",
+        ],
         lambda log: " ready." in log,
     )
     yield "beat", [*celery, "beat", "-l", "INFO"], lambda log: "beat: Starting" in log

@@ -19,8 +19,11 @@ TEST_DATABASE_URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{TEST_DATABA
 ULTRAVOX_API_KEY = "uv-test-key"
 
 
-# The fake Ultravox's address is fixed now, so that worker processes inherit it.
+ELEVENLABS_API_KEY = "xi-test-key"
+
+# The fakes' addresses are fixed now, so that worker processes inherit them.
 FAKE_ULTRAVOX_PORT = server.free_port()
+FAKE_ELEVENLABS_PORT = server.free_port()
 
 os.environ.update(
     DATABASE_URL=TEST_DATABASE_URL,
@@ -35,6 +38,8 @@ os.environ.update(
     # Rotations must show at once; test_webhook_ingest checks the cache on its own server.
     WEBHOOK_SECRET_CACHE_SECONDS="0",
     ULTRAVOX_API_BASE_URL=f"http://127.0.0.1:{FAKE_ULTRAVOX_PORT}",
+    ELEVENLABS_API_BASE_URL=f"http://127.0.0.1:{FAKE_ELEVENLABS_PORT}",
+    ELEVENLABS_API_KEY=ELEVENLABS_API_KEY,
 )
 
 from sqlalchemy import text
@@ -46,6 +51,7 @@ from app.api.main import create_app, server_options
 from app.celery import app as celery_app
 from app.config import get_settings
 from app.enrichment import tasks as enrichment_tasks
+from app.fakes.elevenlabs import FakeElevenLabs
 from app.fakes.ultravox import FakeUltravox, generate_calls
 from app.models import Base
 from app.webhooks import tasks as webhook_tasks
@@ -104,6 +110,21 @@ def fake_ultravox(fake_ultravox_server: FakeUltravox) -> Iterator[FakeUltravox]:
     fake_ultravox_server.reset()
     yield fake_ultravox_server
     fake_ultravox_server.reset()
+
+
+@pytest.fixture(scope="session")
+def fake_elevenlabs_server() -> Iterator[FakeElevenLabs]:
+    fake = FakeElevenLabs(ELEVENLABS_API_KEY)
+    with fake.serve(port=FAKE_ELEVENLABS_PORT):
+        yield fake
+
+
+@pytest.fixture
+def fake_elevenlabs(fake_elevenlabs_server: FakeElevenLabs) -> Iterator[FakeElevenLabs]:
+    """The fake ElevenLabs on loopback, with no dials, conversations or faults."""
+    fake_elevenlabs_server.reset()
+    yield fake_elevenlabs_server
+    fake_elevenlabs_server.reset()
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,7 @@ class Worker:
     def start(self) -> None:
         command = [
             sys.executable, "-m", "celery", "-A", "app", "worker",
-            "-Q", "default,sync,webhooks,enrichment", "-c", str(self.concurrency),
+            "-Q", "default,sync,webhooks,enrichment,campaigns", "-c", str(self.concurrency),
             "--loglevel", "INFO", "--without-mingle", "--without-gossip",
             "-n", self.name,
         ]  # fmt: skip

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from app.models.agencies import Agency, AgencyMember, Call
 from app.models.base import AgencyRole, Base, EnrichmentType, ProcessingStatus, SyncJobStatus
+from app.models.campaigns import (
+    Business,
+    CallLog,
+    Campaign,
+    CampaignDial,
+    CampaignLead,
+    CampaignLeadStatus,
+    CampaignStatus,
+    Conversation,
+    ConversationEvent,
+    DialStatus,
+    Lead,
+)
 from app.models.queues import EnrichmentItem, WebhookEvent, WebhookLog
 from app.models.sync_jobs import CronJobLog, CronSchedule, HistoricalSyncJob
 
@@ -12,12 +25,23 @@ __all__ = [
     "AgencyMember",
     "AgencyRole",
     "Base",
+    "Business",
     "Call",
+    "CallLog",
+    "Campaign",
+    "CampaignDial",
+    "CampaignLead",
+    "CampaignLeadStatus",
+    "CampaignStatus",
+    "Conversation",
+    "ConversationEvent",
     "CronJobLog",
     "CronSchedule",
+    "DialStatus",
     "EnrichmentItem",
     "EnrichmentType",
     "HistoricalSyncJob",
+    "Lead",
     "ProcessingStatus",
     "SyncJobStatus",
     "WebhookEvent",

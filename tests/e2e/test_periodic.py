@@ -65,6 +65,7 @@ def test_beat_publishes_its_schedule_to_virsyn_cron_jobs(session: Session) -> No
         text("SELECT jobname, schedule, command, active FROM virsyn_cron_jobs")
     ).all()
     assert sorted(tuple(row) for row in rows) == [
+        ("campaign-orchestrator", "*/5 * * * *", "periodic.campaign-orchestrator", True),
         ("process-enrichment-queue", "* * * * *", "periodic.process-enrichment-queue", True),
         ("process-historical-sync", "* * * * *", "periodic.process-historical-sync", True),
         ("process-webhook-queue", "* * * * *", "periodic.process-webhook-queue", True),

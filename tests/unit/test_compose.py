@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from app.celery import Queue
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {"postgres", "redis", "migrate", "worker", "beat", "api", "flower"}
 LONG_RUNNING = SERVICES - {"migrate"}
@@ -56,7 +58,7 @@ def test_celery_services_use_the_app(compose: dict[str, Any], service: str) -> N
 def test_worker_consumes_every_queue(compose: dict[str, Any]) -> None:
     command = compose["services"]["worker"]["command"]
     queues = command[command.index("-Q") + 1]
-    assert set(queues.split(",")) == {"default", "sync", "webhooks", "enrichment"}
+    assert set(queues.split(",")) == {queue.value for queue in Queue}
 
 
 def test_api_serves_on_port_8000(compose: dict[str, Any]) -> None:

@@ -1,0 +1,1 @@
+"""Outbound campaigns on ElevenLabs and Twilio (seed 003: campaign-orchestrator, conversation-orchestrator)."""

@@ -1,0 +1,203 @@
+"""SQL for campaign-orchestrator: active campaigns, quotas, and the reservation of dials.
+
+Nothing here commits; the caller owns the transaction. `now` is passed in rather than read
+from the database clock, so that "today" and the call windows are those of one instant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, text
+from sqlalchemy.orm import Session
+
+from app.models import CampaignLeadStatus, DialStatus
+
+E164 = r"^\+[1-9][0-9]{7,14}$"
+# TCPA and the FTC's TSR: 08:00-21:00 at the called person's location (api-facts §5).
+EARLIEST, LATEST = "08:00", "21:00"
+
+_LOCAL_TODAY = "(CAST(:now AS timestamptz) AT TIME ZONE c.timezone)::date"
+
+ACTIVE_CAMPAIGNS = text(f"""
+    SELECT c.id, c.name, c.agent_id FROM campaigns AS c
+    WHERE c.status = 'active'
+      AND (c.start_date IS NULL OR c.start_date <= {_LOCAL_TODAY})
+      AND (c.end_date IS NULL OR c.end_date >= {_LOCAL_TODAY})
+    ORDER BY c.created_at
+""")  # noqa: S608 (constant SQL)
+
+# Dials reserved today, from midnight to midnight in the campaign's timezone.
+QUOTA = text(f"""
+    SELECT c.daily_call_cap AS cap, count(d.id) AS calls_today
+    FROM campaigns AS c
+    LEFT JOIN campaign_dials AS d
+      ON d.campaign_id = c.id
+     AND d.reserved_at >= ({_LOCAL_TODAY})::timestamp AT TIME ZONE c.timezone
+     AND d.reserved_at < ({_LOCAL_TODAY} + 1)::timestamp AT TIME ZONE c.timezone
+    WHERE c.id = :campaign_id
+    GROUP BY c.id
+""")  # noqa: S608 (constant SQL)
+
+# Reservations whose dial was never recorded: the worker stopped in between. Whether the
+# call went out is unknown, so that attempt is over and is never dialled again.
+EXPIRE_RESERVATIONS = text("""
+    WITH stale AS (
+        UPDATE campaign_dials SET status = 'unknown', finished_at = now(), error = :error
+        WHERE campaign_id = :campaign_id AND status = 'reserved' AND reserved_at < :before
+        RETURNING campaign_lead_id, attempt
+    )
+    UPDATE campaign_leads AS cl SET status = 'failed', last_error = :error, updated_at = now()
+    FROM stale
+    WHERE cl.id = stale.campaign_lead_id AND cl.attempts = stale.attempt
+      AND cl.status = 'dialing'
+    RETURNING cl.id
+""")
+
+# Leads with nothing left to try (not do-not-call, not over attempts...) but no E.164 phone.
+SKIP_INVALID_NUMBERS = text(f"""
+    UPDATE campaign_leads AS cl
+    SET status = 'invalid_number', updated_at = now(),
+        last_error = CASE WHEN coalesce(l.phone, '') = '' THEN 'no phone number'
+                          ELSE 'phone number ' || l.phone || ' is not E.164' END
+    FROM leads AS l
+    WHERE l.id = cl.lead_id AND cl.campaign_id = :campaign_id
+      AND cl.status IN ('pending', 'contacted', 'failed')
+      AND (l.phone IS NULL OR l.phone !~ '{E164}')
+    RETURNING cl.lead_id, cl.last_error
+""")  # noqa: S608 (constant SQL)
+
+# Pick the eligible leads, best first, and reserve their next attempt: attempts moves under
+# an optimistic lock (WHERE attempts = the value read) and the dial is written with it,
+# unique per (campaign lead, attempt). Rows another run holds are skipped, not waited for.
+RESERVE = text(f"""
+    WITH c AS (
+        SELECT id, timezone, max_attempts, exclude_dnc, retry_interval_minutes,
+               greatest(call_window_start, time '{EARLIEST}') AS opens,
+               least(call_window_end, time '{LATEST}') AS closes
+        FROM campaigns WHERE id = :campaign_id
+    ),
+    picked AS (
+        SELECT cl.id, cl.attempts, cl.lead_id, l.phone,
+               coalesce(l.timezone, c.timezone) AS timezone, c.opens, c.closes
+        FROM campaign_leads AS cl
+        JOIN c ON c.id = cl.campaign_id
+        JOIN leads AS l ON l.id = cl.lead_id
+        WHERE cl.status IN ('pending', 'contacted', 'failed')
+          AND cl.attempts < c.max_attempts
+          AND (cl.last_attempt_at IS NULL OR cl.last_attempt_at
+               <= CAST(:now AS timestamptz) - make_interval(mins => c.retry_interval_minutes))
+          AND NOT (c.exclude_dnc AND l.do_not_call)
+          AND l.phone ~ '{E164}'
+          AND (CAST(:now AS timestamptz) AT TIME ZONE coalesce(l.timezone, c.timezone))::time
+              >= c.opens
+          AND (CAST(:now AS timestamptz) AT TIME ZONE coalesce(l.timezone, c.timezone))::time
+              < c.closes
+        ORDER BY l.quality_rating DESC NULLS LAST, l.lead_score DESC NULLS LAST, cl.created_at,
+                 cl.id
+        LIMIT :limit
+        FOR UPDATE OF cl SKIP LOCKED
+    ),
+    reserved AS (
+        UPDATE campaign_leads AS cl
+        SET attempts = cl.attempts + 1, status = 'dialing', last_attempt_at = :now,
+            last_error = NULL, updated_at = now()
+        FROM picked
+        WHERE cl.id = picked.id AND cl.attempts = picked.attempts
+        RETURNING cl.id, cl.lead_id, cl.attempts, picked.phone, picked.timezone, picked.opens,
+                  picked.closes
+    ),
+    dials AS (
+        INSERT INTO campaign_dials (campaign_id, campaign_lead_id, lead_id, attempt, to_number,
+                                    reserved_at)
+        SELECT :campaign_id, id, lead_id, attempts, phone, :now FROM reserved
+        RETURNING id, campaign_lead_id, attempt
+    )
+    SELECT dials.id AS dial_id, dials.campaign_lead_id, dials.attempt, r.lead_id, r.phone,
+           r.timezone, r.opens, r.closes, l.first_name, l.last_name, l.company
+    FROM dials
+    JOIN reserved AS r ON r.id = dials.campaign_lead_id
+    JOIN leads AS l ON l.id = r.lead_id
+""")  # noqa: S608 (constant SQL)
+
+
+def get_active_campaigns(session: Session, now: datetime) -> list[Row[Any]]:
+    """Active campaigns whose date range holds today in their own timezone."""
+    return list(session.execute(ACTIVE_CAMPAIGNS, {"now": now}))
+
+
+def get_campaign(session: Session, campaign_id: uuid.UUID) -> Row[Any] | None:
+    return session.execute(
+        text("SELECT * FROM campaigns WHERE id = :id"), {"id": campaign_id}
+    ).one_or_none()
+
+
+def get_quota(session: Session, campaign_id: uuid.UUID, now: datetime) -> Row[Any]:
+    """The daily cap and the dials reserved since the campaign's midnight."""
+    return session.execute(QUOTA, {"campaign_id": campaign_id, "now": now}).one()
+
+
+def expire_reservations(
+    session: Session, campaign_id: uuid.UUID, *, before: datetime, error: str
+) -> int:
+    """End reservations older than `before` as `unknown`; returns how many leads it freed."""
+    params = {"campaign_id": campaign_id, "before": before, "error": error}
+    return len(session.execute(EXPIRE_RESERVATIONS, params).all())
+
+
+def skip_invalid_numbers(session: Session, campaign_id: uuid.UUID) -> list[Row[Any]]:
+    """Mark the campaign's leads without an E.164 phone number; returns (lead_id, reason)."""
+    return list(session.execute(SKIP_INVALID_NUMBERS, {"campaign_id": campaign_id}))
+
+
+def reserve_dials(
+    session: Session, campaign_id: uuid.UUID, *, limit: int, now: datetime
+) -> list[Row[Any]]:
+    """Reserve the next attempt of up to `limit` eligible leads, best first; see RESERVE."""
+    params = {"campaign_id": campaign_id, "limit": limit, "now": now}
+    return list(session.execute(RESERVE, params))
+
+
+def record_placed(
+    session: Session,
+    dial: Row[Any],
+    *,
+    conversation_id: str | None,
+    call_sid: str | None,
+) -> None:
+    """The call went out: the dial is placed and the lead contacted (if still this attempt)."""
+    session.execute(
+        text("""UPDATE campaign_dials SET status = :placed, conversation_id = :conversation_id,
+                call_sid = :call_sid, finished_at = now() WHERE id = :dial_id"""),
+        {"placed": DialStatus.placed.value, "conversation_id": conversation_id,
+         "call_sid": call_sid, "dial_id": dial.dial_id},
+    )  # fmt: skip
+    _update_lead(session, dial, CampaignLeadStatus.contacted, conversation_id=conversation_id)
+
+
+def record_failed(session: Session, dial: Row[Any], error: str) -> None:
+    """The attempt failed with `error`; a later attempt may follow after the retry interval."""
+    session.execute(
+        text("""UPDATE campaign_dials SET status = :failed, error = :error, finished_at = now()
+                WHERE id = :dial_id"""),
+        {"failed": DialStatus.failed.value, "error": error, "dial_id": dial.dial_id},
+    )
+    _update_lead(session, dial, CampaignLeadStatus.failed, last_error=error)
+
+
+def _update_lead(
+    session: Session, dial: Row[Any], status: CampaignLeadStatus, **values: str | None
+) -> bool:
+    sets = ", ".join(f"{name} = :{name}" for name in values)
+    result = session.execute(
+        text(f"""UPDATE campaign_leads SET status = :status, {sets}, updated_at = now()
+                 WHERE id = :id AND attempts = :attempt AND status = 'dialing'"""),  # noqa: S608
+        {"status": status.value, "id": dial.campaign_lead_id, "attempt": dial.attempt, **values},
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def stale_before(now: datetime, lease_seconds: int) -> datetime:
+    return now - timedelta(seconds=lease_seconds)

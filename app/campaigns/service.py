@@ -1,0 +1,144 @@
+"""campaign-orchestrator's work for one campaign: reserve the next dials, then place them.
+
+Every attempt is reserved and committed before its call is placed (app.campaigns.queries,
+RESERVE), and its outcome is written as soon as it is known. A worker that stops in between
+leaves the reservation, which later runs end as `unknown`: that attempt is never dialled again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, insert
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from app import db, http
+from app.campaigns import queries
+from app.campaigns.client import ElevenLabsClient, OutboundCall
+from app.config import get_settings
+from app.models import CallLog, Conversation
+
+log = logging.getLogger("campaigns")
+
+WORKER_STOPPED = "the worker stopped between reserving and recording this attempt"
+
+
+def run_campaign(campaign_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    """Reserve up to the campaign's remaining daily quota of eligible leads and dial them."""
+    settings = get_settings()
+    with db.session_scope() as session:
+        campaign = queries.get_campaign(session, campaign_id)
+        if campaign is None:
+            return {"campaign_id": str(campaign_id), "skipped": "no such campaign"}
+        log.info("[campaign] id=%s name=%r agent_id=%s", campaign.id, campaign.name,
+                 campaign.agent_id)  # fmt: skip
+        queries.expire_reservations(
+            session, campaign_id, error=WORKER_STOPPED,
+            before=queries.stale_before(now, settings.dial_lease_seconds),
+        )  # fmt: skip
+        quota = queries.get_quota(session, campaign_id, now)
+        remaining = max(0, quota.cap - quota.calls_today)
+        log.info("[quota] campaign=%s cap=%d callsToday=%d remaining=%d", campaign_id, quota.cap,
+                 quota.calls_today, remaining)  # fmt: skip
+        invalid = queries.skip_invalid_numbers(session, campaign_id)
+        for row in invalid:
+            log.info("[lead] id=%s skipped: %s", row.lead_id, row.last_error)
+        dials = queries.reserve_dials(session, campaign_id, limit=remaining, now=now)
+        log.info("[leads] campaign=%s limit=%d returned=%d", campaign_id, remaining, len(dials))
+    for dial in dials:
+        log.info("[lead] id=%s phone=%s tz=%s window=%s-%s ok=true", dial.lead_id,
+                 mask(dial.phone), dial.timezone, f"{dial.opens:%H:%M}",
+                 f"{dial.closes:%H:%M}")  # fmt: skip
+    placed = _place_all(campaign, dials)
+    return {
+        "campaign_id": str(campaign_id),
+        "remaining": remaining,
+        "reserved": len(dials),
+        "placed": placed,
+        "failed": len(dials) - placed,
+        "invalid_numbers": len(invalid),
+    }
+
+
+def _place_all(campaign: Row[Any], dials: list[Row[Any]]) -> int:
+    if not dials:
+        return 0
+    settings = get_settings()
+    api_key = settings.elevenlabs_api_key.get_secret_value() if settings.elevenlabs_api_key else ""
+    client = ElevenLabsClient(settings.elevenlabs_api_base_url, api_key)
+    workers = min(settings.dial_concurrency, len(dials))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dial") as pool:
+        return sum(pool.map(lambda dial: _place(client, campaign, dial), dials))
+
+
+def _place(client: ElevenLabsClient, campaign: Row[Any], dial: Row[Any]) -> bool:
+    """Dial the reserved attempt once and record what happened; True if the call went out."""
+    log.info("[dial] placing call to %s", mask(dial.phone))
+    try:
+        call = client.outbound_call(
+            agent_id=campaign.agent_id,
+            agent_phone_number_id=campaign.agent_phone_number_id,
+            to_number=dial.phone,
+            dynamic_variables=_dynamic_variables(dial),
+        )
+    except http.ProviderError as error:
+        return _failed(dial, str(error))
+    if not call.success:
+        return _failed(dial, f"ElevenLabs did not place the call: {call.message}")
+    log.info("[dial] success conversation_id=%s callSid=%s", call.conversation_id, call.call_sid)
+    _record_placed(campaign, dial, call)
+    return True
+
+
+def _record_placed(campaign: Row[Any], dial: Row[Any], call: OutboundCall) -> None:
+    """The dial and lead rows, and the conversation; call_logs when the conversation insert
+    fails (the seed's fallback), so that the placed call is always on record."""
+    with db.session_scope() as session:
+        queries.record_placed(
+            session, dial, conversation_id=call.conversation_id, call_sid=call.call_sid
+        )
+        try:
+            with session.begin_nested():
+                session.execute(
+                    insert(Conversation).values(
+                        conversation_id=call.conversation_id, call_sid=call.call_sid,
+                        business_id=campaign.business_id, campaign_id=campaign.id,
+                        lead_id=dial.lead_id,
+                    )
+                )  # fmt: skip
+        except OperationalError:
+            raise
+        except DBAPIError as error:
+            reason = db.error_reason(error)
+            log.warning("[dial] conversation insert failed (%s); writing call_logs", reason)
+            session.execute(
+                insert(CallLog).values(
+                    campaign_id=campaign.id, lead_id=dial.lead_id, to_number=dial.phone,
+                    conversation_id=call.conversation_id, call_sid=call.call_sid,
+                    status="placed", error=f"conversation not recorded: {reason}",
+                )
+            )  # fmt: skip
+    log.info("[campaign_lead] update ok campaign=%s lead=%s attempts=%d status=contacted",
+             campaign.id, dial.lead_id, dial.attempt)  # fmt: skip
+
+
+def _failed(dial: Row[Any], error: str) -> bool:
+    with db.session_scope() as session:
+        queries.record_failed(session, dial, error)
+    log.warning("[dial] failed lead=%s attempt=%d: %s", dial.lead_id, dial.attempt, error)
+    return False
+
+
+def _dynamic_variables(dial: Row[Any]) -> dict[str, str]:
+    names = {"first_name": dial.first_name, "last_name": dial.last_name, "company": dial.company}
+    return {key: value for key, value in names.items() if value}
+
+
+def mask(phone: str) -> str:
+    """A phone number for log lines: the country code and the last four digits."""
+    return re.sub(r"(?<=^\+\d)\d+(?=\d{4}$)", lambda m: "*" * len(m.group()), phone)

@@ -1,0 +1,260 @@
+"""A fake of ElevenLabs Conversational AI (api-facts §2): Twilio outbound calls and
+conversations, with the failures a dialler must handle.
+
+Every outbound-call request is recorded (`fake.dials`), so tests can count dials per number.
+A placed call starts a conversation whose status moves one step per read:
+initiated → in-progress → processing → done, its transcript growing as it goes.
+Faults for the next outbound calls, in FIFO order: "success_false", "422", "429" (detail
+status too_many_concurrent_requests), "500" and "slow" (`seconds` before a normal answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import itertools
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from app.fakes import server
+
+FAULT_KINDS = ("success_false", "422", "429", "500", "slow")
+STATUSES = ("initiated", "in-progress", "processing", "done")
+REQUIRED = ("agent_id", "agent_phone_number_id", "to_number")
+# What the called person says, turn by turn; the agent answers in between.
+SCRIPT = (
+    ("agent", "Hello! I'm calling from the food bank about our winter appeal."),
+    ("user", "Oh hi. What is it about?"),
+    ("agent", "Would you consider a gift this year?"),
+    ("user", "Yes, count me in, I will pledge fifty dollars."),
+)
+
+
+@dataclass
+class Dial:
+    to_number: str
+    agent_id: str
+    agent_phone_number_id: str
+    dynamic_variables: dict[str, Any]
+    placed: bool
+    conversation_id: str | None = None
+
+
+@dataclass
+class _Conversation:
+    conversation_id: str
+    agent_id: str
+    to_number: str
+    started: int
+    reads: int = 0
+    script: tuple[tuple[str, str], ...] = SCRIPT
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class FakeElevenLabs:
+    def __init__(self, api_key: str) -> None:
+        self.api_key = api_key
+        self._lock = threading.Lock()
+        self._faults: list[tuple[str, dict[str, Any]]] = []
+        self._dials: list[Dial] = []
+        self._conversations: dict[str, _Conversation] = {}
+        self._ids = itertools.count(1)
+        self.available = True  # False: every request answers 503, as during an outage
+        self.app = _build_app(self)
+
+    @contextmanager
+    def serve(self, *, port: int = 0) -> Iterator[server.RunningServer]:
+        with server.serve(self.app, port=port) as running:
+            yield running
+
+    @property
+    def dials(self) -> list[Dial]:
+        with self._lock:
+            return list(self._dials)
+
+    def dials_to(self, number: str) -> int:
+        """How many calls were placed to `number`."""
+        return sum(1 for dial in self.dials if dial.placed and dial.to_number == number)
+
+    def inject(self, kind: str, times: int = 1, **params: Any) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
+        with self._lock:
+            self._faults.extend([(kind, params)] * times)
+
+    def set_script(self, conversation_id: str, script: tuple[tuple[str, str], ...]) -> None:
+        """What the conversation's transcript will say."""
+        with self._lock:
+            self._conversations[conversation_id].script = script
+
+    def reset(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._dials.clear()
+            self._conversations.clear()
+            self._ids = itertools.count(1)
+            self.available = True
+
+    def _take_fault(self) -> tuple[str, dict[str, Any]] | None:
+        with self._lock:
+            return self._faults.pop(0) if self._faults else None
+
+    def _place(self, body: dict[str, Any]) -> _Conversation:
+        with self._lock:
+            number = next(self._ids)
+            conversation = _Conversation(
+                f"conv_fake{number:08d}", body["agent_id"], body["to_number"], int(time.time())
+            )
+            self._conversations[conversation.conversation_id] = conversation
+            return conversation
+
+    def _record(self, body: dict[str, Any], conversation: _Conversation | None) -> None:
+        data = body.get("conversation_initiation_client_data") or {}
+        with self._lock:
+            self._dials.append(
+                Dial(
+                    to_number=str(body.get("to_number")),
+                    agent_id=str(body.get("agent_id")),
+                    agent_phone_number_id=str(body.get("agent_phone_number_id")),
+                    dynamic_variables=dict(data.get("dynamic_variables") or {}),
+                    placed=conversation is not None,
+                    conversation_id=conversation.conversation_id if conversation else None,
+                )
+            )
+
+    def _read(self, conversation_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            conversation = self._conversations.get(conversation_id)
+            if conversation is None:
+                return None
+            step = min(conversation.reads, len(STATUSES) - 1)
+            conversation.reads += 1
+            return _details(conversation, STATUSES[step])
+
+
+def _details(conversation: _Conversation, status: str) -> dict[str, Any]:
+    # The transcript grows with the call: half of it while in progress, all of it after.
+    shown = {"initiated": 0, "in-progress": len(conversation.script) // 2}.get(
+        status, len(conversation.script)
+    )
+    turns = [
+        {"role": role, "message": message, "time_in_call_secs": 5 * index}
+        for index, (role, message) in enumerate(conversation.script[:shown])
+    ]
+    return {
+        "agent_id": conversation.agent_id,
+        "conversation_id": conversation.conversation_id,
+        "status": status,
+        "transcript": turns,
+        "metadata": {
+            "start_time_unix_secs": conversation.started,
+            "call_duration_secs": 5 * len(turns),
+            "phone_call": {
+                "type": "twilio",
+                "direction": "outbound",
+                "external_number": conversation.to_number,
+            },
+        },
+        "analysis": None,
+        "has_audio": status == "done",
+        "has_user_audio": status == "done",
+        "has_response_audio": status == "done",
+    }
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return JSONResponse({"detail": {"status": code, "message": message}}, status_code=status)
+
+
+def _build_app(fake: FakeElevenLabs) -> FastAPI:
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    def refused(request: Request) -> Response | None:
+        key = request.headers.get("xi-api-key", "")
+        if not hmac.compare_digest(key.encode(), fake.api_key.encode()):
+            return _error(401, "invalid_api_key", "Invalid API key")
+        if not fake.available:
+            return _error(503, "service_unavailable", "The service is temporarily unavailable")
+        return None
+
+    @app.post("/v1/convai/twilio/outbound-call")
+    async def outbound_call(request: Request) -> Response:
+        if (answer := refused(request)) is not None:
+            return answer
+        body = await request.json()
+        missing = [name for name in REQUIRED if not body.get(name)]
+        if missing:
+            detail = [{"loc": ["body", name], "msg": "Field required", "type": "missing"}
+                      for name in missing]  # fmt: skip
+            return JSONResponse({"detail": detail}, status_code=422)
+        kind, params = fake._take_fault() or ("", {})
+        if kind == "slow":
+            await asyncio.sleep(float(params.get("seconds", 1)))
+        if kind == "422":
+            fake._record(body, None)
+            detail = [{"loc": ["body", "to_number"], "msg": "Invalid phone number",
+                       "type": "value_error"}]  # fmt: skip
+            return JSONResponse({"detail": detail}, status_code=422)
+        if kind == "429":
+            fake._record(body, None)
+            return _error(429, "too_many_concurrent_requests", "Too many concurrent requests")
+        if kind == "500":
+            fake._record(body, None)
+            return _error(500, "internal_error", "An internal error occurred")
+        if kind == "success_false":
+            fake._record(body, None)
+            return JSONResponse({"success": False, "message": "Failed to initiate the call",
+                                 "conversation_id": None, "callSid": None})  # fmt: skip
+        conversation = fake._place(body)
+        fake._record(body, conversation)
+        call_sid = f"CA{conversation.conversation_id[-8:]:0>32}"
+        return JSONResponse({"success": True, "message": "Success",
+                             "conversation_id": conversation.conversation_id,
+                             "callSid": call_sid})  # fmt: skip
+
+    @app.get("/v1/convai/conversations")
+    async def list_conversations(request: Request) -> Response:
+        if (answer := refused(request)) is not None:
+            return answer
+        size = min(100, int(request.query_params.get("page_size", 30)))
+        start = int(request.query_params.get("cursor") or 0)
+        with fake._lock:
+            chosen = list(fake._conversations.values())[start : start + size + 1]
+        summaries = [
+            {"agent_id": c.agent_id, "conversation_id": c.conversation_id,
+             "start_time_unix_secs": c.started, "call_duration_secs": 0,
+             "message_count": 0, "status": STATUSES[min(c.reads, len(STATUSES) - 1)],
+             "call_successful": "unknown", "direction": "outbound"}
+            for c in chosen[:size]
+        ]  # fmt: skip
+        more = len(chosen) > size
+        return JSONResponse({"conversations": summaries, "has_more": more,
+                             "next_cursor": str(start + size) if more else None})  # fmt: skip
+
+    @app.get("/v1/convai/conversations/{conversation_id}")
+    async def get_conversation(conversation_id: str, request: Request) -> Response:
+        if (answer := refused(request)) is not None:
+            return answer
+        details = fake._read(conversation_id)
+        if details is None:
+            return _error(404, "conversation_not_found", "Conversation not found")
+        return JSONResponse(details)
+
+    return app
+
+
+def run(port: int, *, api_key: str) -> None:
+    """Serve the fake on 127.0.0.1:`port` until interrupted."""
+    fake = FakeElevenLabs(api_key)
+    sock = server.bind(port)
+    sys.stdout.write(f"fake ElevenLabs serving on http://{server.HOST}:{sock.getsockname()[1]}\n")
+    sys.stdout.flush()
+    server.run_forever(fake.app, sock)
