@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from bench import enrichment, environment, historical_sync, webhooks
+from bench import campaigns, enrichment, environment, historical_sync, webhooks
 
-BENCHMARKS = ["historical-sync", "webhooks", "enrichment"]
+BENCHMARKS = ["historical-sync", "webhooks", "enrichment", "campaigns"]
 
 
 def main() -> None:
@@ -39,6 +39,10 @@ def main() -> None:
             rows = enrichment.run(env, transcripts=args.transcripts)
             environment.print_table(
                 "enrichment: transcripts from a fake Ultravox answering after 100 ms", rows
+            )
+        if "campaigns" in chosen:
+            environment.print_table(
+                "campaign-orchestrator: select and reserve on the database", campaigns.run()
             )
 
 

@@ -7,6 +7,7 @@ from the database clock, so that "today" and the call windows are those of one i
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,22 +57,11 @@ EXPIRE_RESERVATIONS = text("""
     RETURNING cl.id
 """)
 
-# Leads with nothing left to try (not do-not-call, not over attempts...) but no E.164 phone.
-SKIP_INVALID_NUMBERS = text(f"""
-    UPDATE campaign_leads AS cl
-    SET status = 'invalid_number', updated_at = now(),
-        last_error = CASE WHEN coalesce(l.phone, '') = '' THEN 'no phone number'
-                          ELSE 'phone number ' || l.phone || ' is not E.164' END
-    FROM leads AS l
-    WHERE l.id = cl.lead_id AND cl.campaign_id = :campaign_id
-      AND cl.status IN ('pending', 'contacted', 'failed')
-      AND (l.phone IS NULL OR l.phone !~ '{E164}')
-    RETURNING cl.lead_id, cl.last_error
-""")  # noqa: S608 (constant SQL)
-
-# Pick the eligible leads, best first, and reserve their next attempt: attempts moves under
-# an optimistic lock (WHERE attempts = the value read) and the dial is written with it,
-# unique per (campaign lead, attempt). Rows another run holds are skipped, not waited for.
+# One pass over the campaign's leads still in play. Those without an E.164 phone number are
+# skipped for good, with the reason. The eligible ones, best first, have their next attempt
+# reserved: attempts moves under an optimistic lock (WHERE attempts = the value read) and the
+# dial is written with it, unique per (campaign lead, attempt). The result holds a row per
+# reserved dial, then a row per skipped lead (dial_id null, skip_reason set).
 RESERVE = text(f"""
     WITH c AS (
         SELECT id, timezone, max_attempts, exclude_dnc, retry_interval_minutes,
@@ -79,26 +69,42 @@ RESERVE = text(f"""
                least(call_window_end, time '{LATEST}') AS closes
         FROM campaigns WHERE id = :campaign_id
     ),
-    picked AS (
-        SELECT cl.id, cl.attempts, cl.lead_id, l.phone,
-               coalesce(l.timezone, c.timezone) AS timezone, c.opens, c.closes
+    in_play AS MATERIALIZED (
+        SELECT cl.id, cl.attempts, cl.lead_id, cl.created_at, l.phone, l.first_name,
+               l.last_name, l.company, l.quality_rating, l.lead_score,
+               coalesce(l.timezone, c.timezone) AS timezone, c.opens, c.closes,
+               coalesce(l.phone ~ '{E164}', false) AS dialable,
+               cl.attempts < c.max_attempts
+               AND (cl.last_attempt_at IS NULL OR cl.last_attempt_at
+                    <= CAST(:now AS timestamptz) - make_interval(mins => c.retry_interval_minutes))
+               AND NOT (c.exclude_dnc AND l.do_not_call) AS due
         FROM campaign_leads AS cl
         JOIN c ON c.id = cl.campaign_id
-        JOIN leads AS l ON l.id = cl.lead_id
+        -- One index lookup per lead of this campaign, never a scan of every business's
+        -- leads: OFFSET 0 keeps the planner from turning this into a hash join.
+        CROSS JOIN LATERAL (SELECT * FROM leads WHERE leads.id = cl.lead_id OFFSET 0) AS l
         WHERE cl.status IN ('pending', 'contacted', 'failed')
-          AND cl.attempts < c.max_attempts
-          AND (cl.last_attempt_at IS NULL OR cl.last_attempt_at
-               <= CAST(:now AS timestamptz) - make_interval(mins => c.retry_interval_minutes))
-          AND NOT (c.exclude_dnc AND l.do_not_call)
-          AND l.phone ~ '{E164}'
-          AND (CAST(:now AS timestamptz) AT TIME ZONE coalesce(l.timezone, c.timezone))::time
-              >= c.opens
-          AND (CAST(:now AS timestamptz) AT TIME ZONE coalesce(l.timezone, c.timezone))::time
-              < c.closes
-        ORDER BY l.quality_rating DESC NULLS LAST, l.lead_score DESC NULLS LAST, cl.created_at,
-                 cl.id
+    ),
+    -- Each timezone's local time now, worked out once per zone rather than once per lead.
+    clocks AS MATERIALIZED (
+        SELECT timezone, (CAST(:now AS timestamptz) AT TIME ZONE timezone)::time AS local_time
+        FROM (SELECT DISTINCT timezone FROM in_play) AS zones
+    ),
+    skipped AS (
+        UPDATE campaign_leads AS cl
+        SET status = 'invalid_number', updated_at = now(),
+            last_error = CASE WHEN coalesce(in_play.phone, '') = '' THEN 'no phone number'
+                              ELSE 'phone number ' || in_play.phone || ' is not E.164' END
+        FROM in_play
+        WHERE cl.id = in_play.id AND NOT in_play.dialable
+        RETURNING cl.lead_id, cl.last_error
+    ),
+    picked AS (
+        SELECT in_play.*, uuid_generate_v4() AS dial_id
+        FROM in_play JOIN clocks USING (timezone)
+        WHERE dialable AND due AND local_time >= opens AND local_time < closes
+        ORDER BY quality_rating DESC NULLS LAST, lead_score DESC NULLS LAST, created_at, id
         LIMIT :limit
-        FOR UPDATE OF cl SKIP LOCKED
     ),
     reserved AS (
         UPDATE campaign_leads AS cl
@@ -106,20 +112,21 @@ RESERVE = text(f"""
             last_error = NULL, updated_at = now()
         FROM picked
         WHERE cl.id = picked.id AND cl.attempts = picked.attempts
-        RETURNING cl.id, cl.lead_id, cl.attempts, picked.phone, picked.timezone, picked.opens,
-                  picked.closes
+          AND cl.status IN ('pending', 'contacted', 'failed')
+        RETURNING picked.dial_id, cl.id AS campaign_lead_id, cl.attempts AS attempt,
+                  cl.lead_id, picked.phone, picked.first_name, picked.last_name, picked.company,
+                  picked.timezone, picked.opens, picked.closes
     ),
     dials AS (
-        INSERT INTO campaign_dials (campaign_id, campaign_lead_id, lead_id, attempt, to_number,
-                                    reserved_at)
-        SELECT :campaign_id, id, lead_id, attempts, phone, :now FROM reserved
-        RETURNING id, campaign_lead_id, attempt
+        INSERT INTO campaign_dials (id, campaign_id, campaign_lead_id, lead_id, attempt,
+                                    to_number, reserved_at)
+        SELECT dial_id, :campaign_id, campaign_lead_id, lead_id, attempt, phone, :now
+        FROM reserved
     )
-    SELECT dials.id AS dial_id, dials.campaign_lead_id, dials.attempt, r.lead_id, r.phone,
-           r.timezone, r.opens, r.closes, l.first_name, l.last_name, l.company
-    FROM dials
-    JOIN reserved AS r ON r.id = dials.campaign_lead_id
-    JOIN leads AS l ON l.id = r.lead_id
+    SELECT *, NULL AS skip_reason FROM reserved
+    UNION ALL
+    SELECT NULL, NULL, NULL, lead_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, last_error
+    FROM skipped
 """)  # noqa: S608 (constant SQL)
 
 
@@ -147,17 +154,24 @@ def expire_reservations(
     return len(session.execute(EXPIRE_RESERVATIONS, params).all())
 
 
-def skip_invalid_numbers(session: Session, campaign_id: uuid.UUID) -> list[Row[Any]]:
-    """Mark the campaign's leads without an E.164 phone number; returns (lead_id, reason)."""
-    return list(session.execute(SKIP_INVALID_NUMBERS, {"campaign_id": campaign_id}))
+@dataclass(frozen=True)
+class Reservation:
+    dials: list[Row[Any]]  # dial_id, campaign_lead_id, attempt, lead_id, phone, names, window
+    skipped: list[Row[Any]]  # lead_id, skip_reason
 
 
 def reserve_dials(
     session: Session, campaign_id: uuid.UUID, *, limit: int, now: datetime
-) -> list[Row[Any]]:
-    """Reserve the next attempt of up to `limit` eligible leads, best first; see RESERVE."""
-    params = {"campaign_id": campaign_id, "limit": limit, "now": now}
-    return list(session.execute(RESERVE, params))
+) -> Reservation:
+    """Reserve the next attempt of up to `limit` eligible leads, best first, and skip those
+    without an E.164 number; see RESERVE. Rows another run holds are waited for, then left
+    out if that run reserved them."""
+    rows = session.execute(RESERVE, {"campaign_id": campaign_id, "limit": limit, "now": now})
+    reserved = list(rows)
+    return Reservation(
+        dials=[row for row in reserved if row.skip_reason is None],
+        skipped=[row for row in reserved if row.skip_reason is not None],
+    )
 
 
 def record_placed(

@@ -45,11 +45,11 @@ def run_campaign(campaign_id: uuid.UUID, now: datetime) -> dict[str, Any]:
         remaining = max(0, quota.cap - quota.calls_today)
         log.info("[quota] campaign=%s cap=%d callsToday=%d remaining=%d", campaign_id, quota.cap,
                  quota.calls_today, remaining)  # fmt: skip
-        invalid = queries.skip_invalid_numbers(session, campaign_id)
-        for row in invalid:
-            log.info("[lead] id=%s skipped: %s", row.lead_id, row.last_error)
-        dials = queries.reserve_dials(session, campaign_id, limit=remaining, now=now)
-        log.info("[leads] campaign=%s limit=%d returned=%d", campaign_id, remaining, len(dials))
+        reservation = queries.reserve_dials(session, campaign_id, limit=remaining, now=now)
+    dials = reservation.dials
+    for row in reservation.skipped:
+        log.info("[lead] id=%s skipped: %s", row.lead_id, row.skip_reason)
+    log.info("[leads] campaign=%s limit=%d returned=%d", campaign_id, remaining, len(dials))
     for dial in dials:
         log.info("[lead] id=%s phone=%s tz=%s window=%s-%s ok=true", dial.lead_id,
                  mask(dial.phone), dial.timezone, f"{dial.opens:%H:%M}",
@@ -61,7 +61,7 @@ def run_campaign(campaign_id: uuid.UUID, now: datetime) -> dict[str, Any]:
         "reserved": len(dials),
         "placed": placed,
         "failed": len(dials) - placed,
-        "invalid_numbers": len(invalid),
+        "invalid_numbers": len(reservation.skipped),
     }
 
 

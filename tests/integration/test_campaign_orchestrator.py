@@ -241,7 +241,7 @@ def test_a_reservation_whose_dial_was_never_recorded_is_never_dialled(
     campaign = make_campaign(session, retry_interval_minutes=60)
     lead = enroll(session, campaign)
     with db.session_scope() as own:  # the run reserved, then its worker died
-        assert len(queries.reserve_dials(own, campaign.id, limit=10, now=NOON_ISH)) == 1
+        assert len(queries.reserve_dials(own, campaign.id, limit=10, now=NOON_ISH).dials) == 1
     run(campaign, NOON_ISH + timedelta(minutes=1))
     assert fake_elevenlabs.dials == []  # still reserved: not eligible, not expired
     run(campaign, NOON_ISH + timedelta(minutes=11))  # the reservation's lease is over
