@@ -1,0 +1,78 @@
+"""Campaigns end to end on a real worker: beat's tick dials, and a worker killed between a
+reservation and its dial never leads to a second dial of that attempt."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from celery.beat import Scheduler
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.campaigns import tasks
+from app.celery import app as celery_app
+from app.fakes.elevenlabs import FakeElevenLabs
+from app.models import Campaign, CampaignDial, CampaignLead, CampaignLeadStatus, DialStatus
+from tests.campaigns import enroll, make_campaign
+from tests.helpers import Worker, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def midday_zone() -> str:
+    """A fixed-offset zone where it is about noon now, so the call window is open."""
+    offset = 12 - datetime.now(UTC).hour  # hours ahead of UTC; Etc/GMT signs are inverted
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+
+
+def all_day(session: Session) -> Campaign:
+    return make_campaign(
+        session, timezone=midday_zone(), call_window_start=time(0), call_window_end=time(23, 59)
+    )
+
+
+def dial_rows(session: Session) -> list[CampaignDial]:
+    session.expire_all()
+    return list(session.scalars(select(CampaignDial)))
+
+
+def test_beats_tick_dials_the_campaigns_leads(
+    session: Session, worker: Worker, fake_elevenlabs: FakeElevenLabs
+) -> None:
+    campaign = all_day(session)
+    leads = [enroll(session, campaign) for _ in range(3)]
+    scheduler = Scheduler(app=celery_app, lazy=False)
+    scheduler.apply_entry(scheduler.schedule["campaign-orchestrator"])
+    wait_for(lambda: all(fake_elevenlabs.dials_to(lead.phone or "") for lead in leads),
+             timeout=20, what="a call to every lead")  # fmt: skip
+    wait_for(lambda: {d.status for d in dial_rows(session)} == {DialStatus.placed},
+             what="the dials recorded")  # fmt: skip
+    worker.wait_idle()
+
+
+def test_a_worker_killed_between_reservation_and_dial_never_dials_twice(
+    session: Session, worker: Worker, fake_elevenlabs: FakeElevenLabs
+) -> None:
+    campaign = all_day(session)
+    lead = enroll(session, campaign)
+    fake_elevenlabs.inject("slow", seconds=2)  # the call is on its way when the worker dies
+    tasks.run_campaign.delay(str(campaign.id))
+    wait_for(lambda: dial_rows(session), what="the reservation")
+    worker.kill()
+    worker.start()
+    tasks.run_campaign.delay(str(campaign.id))  # a second message for the same campaign
+    worker.wait_idle()
+    wait_for(lambda: fake_elevenlabs.dials, timeout=10, what="the slow call to land")
+    [dial] = dial_rows(session)
+    assert (dial.status, dial.attempt) == (DialStatus.reserved, 1)  # never recorded
+    # Past the reservation's lease, the next run ends it as unknown and dials nothing.
+    session.execute(update(CampaignDial).values(reserved_at=dial.reserved_at - timedelta(hours=1)))
+    session.commit()
+    tasks.run_campaign.delay(str(campaign.id))
+    wait_for(lambda: dial_rows(session)[0].status == DialStatus.unknown, what="the expiry")
+    worker.wait_idle()
+    row = session.scalars(select(CampaignLead)).one()
+    assert (row.status, row.attempts) == (CampaignLeadStatus.failed, 1)
+    assert fake_elevenlabs.dials_to(lead.phone or "") == 1
+    assert len(fake_elevenlabs.dials) == 1
