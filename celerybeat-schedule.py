@@ -31,4 +31,10 @@ BEAT_SCHEDULE = {
         "schedule": crontab(minute="*/5"),
         "options": {"expires": 450},
     },
+    # Bring in the turns and outcomes of recent conversations, one task per conversation.
+    "conversation-orchestrator": {
+        "task": "periodic.conversation-orchestrator",
+        "schedule": crontab(minute="*/10"),
+        "options": {"expires": 900},
+    },
 }

@@ -192,6 +192,17 @@ def fake_llm(
     llm.run(port, api_key=api_key)
 
 
+@fake_cli.command("elevenlabs")
+def fake_elevenlabs(
+    port: Annotated[int, typer.Option(min=0, max=65535)],
+    api_key: Annotated[str, typer.Option(help="The xi-api-key it accepts.")] = "xi-demo-key",
+) -> None:
+    """Serve a fake ElevenLabs Conversational AI API on loopback (ELEVENLABS_API_BASE_URL)."""
+    from app.fakes import elevenlabs
+
+    elevenlabs.run(port, api_key=api_key)
+
+
 @enrichment_cli.command("replay")
 def enrichment_replay(
     all_: Annotated[bool, typer.Option("--all", help="Every dead item.")] = False,

@@ -1,4 +1,5 @@
-"""Celery entry points for outbound campaigns (seed: campaign-orchestrator).
+"""Celery entry points for outbound campaigns (seed: campaign-orchestrator,
+conversation-orchestrator).
 
 Beat's tick sends one task per active campaign. A task that runs twice for one campaign (a
 redelivered message, two beats) reserves different leads or none: the reservation is atomic.
@@ -14,7 +15,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from app import db
-from app.campaigns import queries, service
+from app.campaigns import conversations, queries, service
 from app.celery import Queue, app, periodic_task
 
 log = logging.getLogger("campaigns")
@@ -31,6 +32,31 @@ def campaign_orchestrator() -> dict[str, Any]:
     for campaign in campaigns:
         run_campaign.delay(str(campaign.id))
     return {"campaigns": len(campaigns)}
+
+
+@periodic_task("conversation-orchestrator")
+def conversation_orchestrator() -> dict[str, Any]:
+    """Send one sync task per unfinished conversation updated within the lookback."""
+    now = datetime.now(UTC)
+    log.info("[conversation-orchestrator] tick at %s", now.isoformat())
+    with db.session_scope() as session:
+        ids = conversations.conversations_to_sync(session, now)
+    log.info("[conversation-orchestrator] syncing %d conversation(s)", len(ids))
+    for conversation_id in ids:
+        sync_conversation.delay(str(conversation_id))
+    return {"conversations": len(ids)}
+
+
+@app.task(
+    name="campaigns.sync_conversation",
+    queue=Queue.CAMPAIGNS,
+    autoretry_for=(OperationalError,),  # the seed retries its update 3 times: 1 s, 2 s, 4 s
+    retry_backoff=1,
+    max_retries=3,
+)
+def sync_conversation(conversation_id: str) -> dict[str, Any]:
+    """Bring one conversation's new turns and outcome in from ElevenLabs."""
+    return conversations.sync_conversation(uuid.UUID(conversation_id))
 
 
 @app.task(

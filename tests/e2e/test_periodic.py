@@ -66,6 +66,7 @@ def test_beat_publishes_its_schedule_to_virsyn_cron_jobs(session: Session) -> No
     ).all()
     assert sorted(tuple(row) for row in rows) == [
         ("campaign-orchestrator", "*/5 * * * *", "periodic.campaign-orchestrator", True),
+        ("conversation-orchestrator", "*/10 * * * *", "periodic.conversation-orchestrator", True),
         ("process-enrichment-queue", "* * * * *", "periodic.process-enrichment-queue", True),
         ("process-historical-sync", "* * * * *", "periodic.process-historical-sync", True),
         ("process-webhook-queue", "* * * * *", "periodic.process-webhook-queue", True),

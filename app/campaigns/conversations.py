@@ -1,0 +1,131 @@
+"""conversation-orchestrator's work: bring a conversation's turns and outcome in from ElevenLabs.
+
+New turns become conversation_events, inserted once per (conversation, index) in batches.
+The outcome is inferred from what the caller said, with the seed's phrases; the sentiment
+follows from the outcome. When ElevenLabs is unavailable nothing changes: the conversation is
+synced on a later run (the seed's demo-mode fallback).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app import db, http
+from app.campaigns.client import ConversationDetails, ElevenLabsClient, Turn
+from app.config import get_settings
+from app.enrichment.analyzers import OUTCOME_PHRASES, RuleAnalyzer
+from app.models import CampaignLead, CampaignLeadStatus, Conversation, ConversationEvent
+from app.ultravox.schemas import Message
+
+log = logging.getLogger("conversations")
+
+# Seed 003: the outcomes inferred from the caller's words, and the sentiment each implies.
+SENTIMENT = {"donated": 1.0, "pledged": 0.8, "not_interested": -0.6}
+FINAL_STATUSES = ("done", "failed")
+ROLES = {"user": "MESSAGE_ROLE_USER", "agent": "MESSAGE_ROLE_AGENT"}
+
+
+def conversations_to_sync(session: Session, now: datetime) -> list[uuid.UUID]:
+    """Unfinished conversations updated within the lookback, least recently synced first."""
+    settings = get_settings()
+    since = now - timedelta(hours=settings.conversation_sync_lookback_hours)
+    stmt = (
+        select(Conversation.id)
+        .where(Conversation.updated_at >= since, Conversation.status.not_in(FINAL_STATUSES))
+        .order_by(Conversation.last_synced_at.asc().nulls_first(), Conversation.updated_at)
+        .limit(settings.conversation_sync_batch_limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def sync_conversation(conversation_id: uuid.UUID) -> dict[str, Any]:
+    """Fetch the conversation, store its new turns and its outcome."""
+    settings = get_settings()
+    with db.session_scope() as session:
+        row = session.get(Conversation, conversation_id)
+        if row is None:
+            return {"id": str(conversation_id), "skipped": "no such conversation"}
+        external_id = row.conversation_id
+    api_key = settings.elevenlabs_api_key.get_secret_value() if settings.elevenlabs_api_key else ""
+    client = ElevenLabsClient(settings.elevenlabs_api_base_url, api_key)
+    try:
+        details = client.get_conversation(external_id)
+    except http.ProviderError as error:
+        log.warning("[getConversationHistory] unavailable for %s, trying next run: %s",
+                    external_id, error)  # fmt: skip
+        return {"id": str(conversation_id), "status": "unavailable", "error": str(error)}
+    log.info("[getConversationHistory] API returned 200 for %s (%s)", external_id, details.status)
+    with db.session_scope() as session:
+        added = _store(session, conversation_id, details)
+    log.info("[conversations] update ok id=%s status=%s events=%d", external_id, details.status,
+             added)  # fmt: skip
+    return {"id": str(conversation_id), "status": details.status, "events_added": added}
+
+
+def _store(session: Session, conversation_id: uuid.UUID, details: ConversationDetails) -> int:
+    row = session.get_one(Conversation, conversation_id, with_for_update=True)
+    known = session.scalar(
+        select(func.count()).where(ConversationEvent.conversation_id == conversation_id)
+    )
+    added = _insert_events(session, conversation_id, details.transcript, start=known or 0)
+    said = [t.message for t in details.transcript if t.role == "user" and t.message]
+    outcome = infer_outcome(said)
+    row.status = details.status
+    row.outcome = outcome
+    row.sentiment_score = SENTIMENT.get(outcome or "", 0.0)
+    row.key_points = _key_points(details.transcript)
+    row.summary = (details.analysis or {}).get("transcript_summary") or row.summary
+    row.last_synced_at = datetime.now(UTC)
+    row.updated_at = func.now()
+    if details.status == "done" and row.campaign_id and row.lead_id:
+        # The conversation happened: this lead is done with for the campaign.
+        session.execute(
+            update(CampaignLead)
+            .where(CampaignLead.campaign_id == row.campaign_id,
+                   CampaignLead.lead_id == row.lead_id,
+                   CampaignLead.status == CampaignLeadStatus.contacted)
+            .values(status=CampaignLeadStatus.completed, updated_at=func.now())
+        )  # fmt: skip
+    return added
+
+
+def _insert_events(
+    session: Session, conversation_id: uuid.UUID, turns: list[Turn], *, start: int
+) -> int:
+    """Insert turns from index `start` on, in batches; a turn already stored is left alone."""
+    batch = get_settings().conversation_sync_events_batch_size
+    rows = [
+        {"conversation_id": conversation_id, "event_index": index, "role": turn.role,
+         "message": turn.message, "time_in_call_secs": turn.time_in_call_secs}
+        for index, turn in enumerate(turns) if index >= start
+    ]  # fmt: skip
+    added = 0
+    for first in range(0, len(rows), batch):
+        stmt = (
+            insert(ConversationEvent)
+            .values(rows[first : first + batch])
+            .on_conflict_do_nothing(index_elements=["conversation_id", "event_index"])
+        )
+        added += session.execute(stmt).rowcount  # type: ignore[attr-defined]
+    return added
+
+
+def infer_outcome(said: list[str]) -> str | None:
+    """pledged, donated or not_interested from the seed's phrases, case-insensitively."""
+    text = " ".join(said).lower()
+    for outcome, phrases in OUTCOME_PHRASES:
+        if outcome in SENTIMENT and any(phrase in text for phrase in phrases):
+            return outcome
+    return None
+
+
+def _key_points(turns: list[Turn]) -> list[str]:
+    messages = [Message(role=ROLES[t.role], text=t.message or "") for t in turns if t.role in ROLES]
+    return RuleAnalyzer().analyze(messages).key_points
