@@ -237,7 +237,8 @@ def sync_start(
 ) -> None:
     """Start a historical sync for an agency (start-historical-sync)."""
     from app.ultravox import operations
-    from app.ultravox.schemas import StartSync, first_error
+    from app.ultravox.schemas import StartSync
+    from app.validation import first_error
 
     load_or_exit()
     try:

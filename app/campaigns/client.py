@@ -12,7 +12,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app import http
-from app.ultravox.schemas import first_error
+from app.validation import first_error
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from app import http
 from app.enrichment.schemas import EMPTY_TRANSCRIPT, Analysis, Outcome
-from app.ultravox.schemas import Message, first_error
+from app.ultravox.schemas import Message
+from app.validation import first_error
 
 SYSTEM_PROMPT = (
     "You analyse transcripts of phone calls between a voice agent and a caller. Answer with "

@@ -11,7 +11,8 @@ import requests
 from pydantic import BaseModel, ValidationError
 
 from app import http
-from app.ultravox.schemas import CallsPage, Message, MessagesPage, first_error
+from app.ultravox.schemas import CallsPage, Message, MessagesPage
+from app.validation import first_error
 
 MESSAGES_PAGE_SIZE = 100  # the maximum is UNCONFIRMED (api-facts §1.2); most calls fit one page
 Page = TypeVar("Page", bound=BaseModel)

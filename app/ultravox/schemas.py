@@ -5,17 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CALLS_PER_BATCH = 50  # seed 000: maximum calls fetched from Ultravox per batch
 DEFAULT_MAX_CALLS = 100  # seed 000: default limit on imported calls per job
-
-
-def first_error(error: ValidationError, *, root: str = "") -> str:
-    """The first validation error as one line, `field: message` (`root` names the top)."""
-    detail = error.errors()[0]
-    where = ".".join(str(part) for part in detail["loc"]) or root
-    return f"{where}: {detail['msg']}" if where else str(detail["msg"])
 
 
 class UltravoxCall(BaseModel):
