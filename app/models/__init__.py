@@ -17,6 +17,7 @@ from app.models.campaigns import (
     DialStatus,
     Lead,
 )
+from app.models.integrations import Integration, LeadList, LeadListMember, SyncLog
 from app.models.queues import EnrichmentItem, WebhookEvent, WebhookLog
 from app.models.sync_jobs import CronJobLog, CronSchedule, HistoricalSyncJob
 
@@ -41,9 +42,13 @@ __all__ = [
     "EnrichmentItem",
     "EnrichmentType",
     "HistoricalSyncJob",
+    "Integration",
     "Lead",
+    "LeadList",
+    "LeadListMember",
     "ProcessingStatus",
     "SyncJobStatus",
+    "SyncLog",
     "WebhookEvent",
     "WebhookLog",
 ]
