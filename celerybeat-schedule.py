@@ -37,4 +37,10 @@ BEAT_SCHEDULE = {
         "schedule": crontab(minute="*/10"),
         "options": {"expires": 900},
     },
+    # Sync Salesforce Contacts and Leads into leads, one task per enabled integration.
+    "sync-salesforce-leads": {
+        "task": "periodic.sync-salesforce-leads",
+        "schedule": crontab(minute="*/15"),
+        "options": {"expires": 1350},
+    },
 }

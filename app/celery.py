@@ -27,7 +27,7 @@ VISIBILITY_TIMEOUT = 2 * 60 * 60
 
 class Queue(enum.StrEnum):
     DEFAULT = "default"  # periodic ticks: short claims that fan out
-    SYNC = "sync"  # historical sync pages (Ultravox API)
+    SYNC = "sync"  # historical sync pages (Ultravox) and CRM syncs (Salesforce)
     WEBHOOKS = "webhooks"  # webhook queue drains (database only)
     ENRICHMENT = "enrichment"  # transcripts and analyses: network-bound, threads inside a task
     CAMPAIGNS = "campaigns"  # outbound calls and conversation syncs (ElevenLabs)
@@ -42,6 +42,7 @@ app.conf.update(
         "app.webhooks.tasks",
         "app.enrichment.tasks",
         "app.campaigns.tasks",
+        "app.salesforce.tasks",
     ],
     task_default_queue=Queue.DEFAULT.value,
     task_queues=[KombuQueue(queue.value) for queue in Queue],

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     elevenlabs_api_key: SecretStr | None = None
     salesforce_client_id: str | None = None
     salesforce_client_secret: SecretStr | None = None
+    salesforce_login_url: str = "https://login.salesforce.com"  # or test.salesforce.com
     bubble_api_base_url: str | None = None
     bubble_api_token: SecretStr | None = None
 

@@ -77,15 +77,19 @@ def send(
     timeout: float,
     retryable: type[RetryableError],
     fatal: type[ProviderError],
+    check: Callable[[requests.Response], None] | None = None,
     **kwargs: Any,
 ) -> requests.Response:
-    """One HTTP request whose failures are raised as the provider's own error classes."""
+    """One HTTP request whose failures are raised as the provider's own error classes;
+    `check` may raise a more precise one first."""
     try:
         response = session.request(method, url, timeout=timeout, **kwargs)
     except requests.Timeout as error:
         raise retryable(f"{method} {_path(url)}: no answer within {timeout:g}s") from error
     except requests.RequestException as error:
         raise retryable(f"{method} {_path(url)}: {type(error).__name__}") from error
+    if check is not None and response.status_code >= 400:
+        check(response)
     raise_for_status(response, retryable=retryable, fatal=fatal)
     return response
 
@@ -96,7 +100,7 @@ def raise_for_status(
     status = response.status_code
     if status < 400:
         return
-    message = f"{response.request.method} {_path(response.url)}: HTTP {status} {_snippet(response)}"
+    message = describe(response)
     if status in RETRYABLE_STATUSES or status >= 500:
         raise retryable(message, status=status, retry_after=retry_after_seconds(response))
     raise fatal(message, status=status)
@@ -146,6 +150,11 @@ def retry_transient(
         reraise=True,
         before_sleep=before_sleep_log(log, logging.WARNING),
     )
+
+
+def describe(response: requests.Response) -> str:
+    """`METHOD /path: HTTP status <body start>`, for error messages."""
+    return f"{response.request.method} {_path(response.url)}: HTTP {response.status_code} {_snippet(response)}"
 
 
 def _path(url: str) -> str:

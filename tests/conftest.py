@@ -24,6 +24,9 @@ ELEVENLABS_API_KEY = "xi-test-key"
 # The fakes' addresses are fixed now, so that worker processes inherit them.
 FAKE_ULTRAVOX_PORT = server.free_port()
 FAKE_ELEVENLABS_PORT = server.free_port()
+FAKE_SALESFORCE_PORT = server.free_port()
+SALESFORCE_CLIENT_ID = "3MVG9fake"
+SALESFORCE_CLIENT_SECRET = "sf-test-secret"
 
 os.environ.update(
     DATABASE_URL=TEST_DATABASE_URL,
@@ -40,6 +43,9 @@ os.environ.update(
     ULTRAVOX_API_BASE_URL=f"http://127.0.0.1:{FAKE_ULTRAVOX_PORT}",
     ELEVENLABS_API_BASE_URL=f"http://127.0.0.1:{FAKE_ELEVENLABS_PORT}",
     ELEVENLABS_API_KEY=ELEVENLABS_API_KEY,
+    SALESFORCE_LOGIN_URL=f"http://127.0.0.1:{FAKE_SALESFORCE_PORT}",
+    SALESFORCE_CLIENT_ID=SALESFORCE_CLIENT_ID,
+    SALESFORCE_CLIENT_SECRET=SALESFORCE_CLIENT_SECRET,
 )
 
 from sqlalchemy import text

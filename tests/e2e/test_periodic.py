@@ -70,4 +70,5 @@ def test_beat_publishes_its_schedule_to_virsyn_cron_jobs(session: Session) -> No
         ("process-enrichment-queue", "* * * * *", "periodic.process-enrichment-queue", True),
         ("process-historical-sync", "* * * * *", "periodic.process-historical-sync", True),
         ("process-webhook-queue", "* * * * *", "periodic.process-webhook-queue", True),
+        ("sync-salesforce-leads", "*/15 * * * *", "periodic.sync-salesforce-leads", True),
     ]

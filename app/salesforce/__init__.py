@@ -1,0 +1,1 @@
+"""Salesforce lead sync (seed 003: sync-salesforce-leads)."""

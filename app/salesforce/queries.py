@@ -1,0 +1,126 @@
+"""SQL for sync-salesforce-leads: the run's lease, tokens, bulk upserts and sync_logs.
+
+Nothing here commits; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, literal_column, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app import crypto
+from app.models import Integration, Lead, LeadList, LeadListMember, SyncLog
+
+PROVIDER = "salesforce"
+
+_ENABLED = (
+    (Integration.provider == PROVIDER)
+    & (Integration.status == "active")
+    & Integration.config["syncEnabled"].as_boolean()
+)
+
+
+def get_enabled_integrations(session: Session) -> list[uuid.UUID]:
+    """Salesforce integrations with syncEnabled that need no new authorisation."""
+    return list(session.scalars(select(Integration.id).where(_ENABLED)))
+
+
+def start_run(
+    session: Session, integration_id: uuid.UUID, *, lease: timedelta
+) -> Integration | None:
+    """Take the integration's run lease; None when a run holds it or sync is off. A run that
+    died keeps the lease until it expires."""
+    free = Integration.sync_started_at.is_(None) | (
+        Integration.sync_started_at < func.now() - lease
+    )
+    stmt = (
+        update(Integration)
+        .where(Integration.id == integration_id, _ENABLED, free)
+        .values(sync_started_at=func.now())
+        .returning(Integration)
+    )
+    return session.scalars(stmt).one_or_none()
+
+
+def finish_run(
+    session: Session, integration: Integration, log: dict[str, Any], *, synced: bool
+) -> None:
+    """Write the run's sync_logs row and give the lease back."""
+    session.add(SyncLog(integration_id=integration.id, business_id=integration.business_id,
+                        provider=PROVIDER, **log))  # fmt: skip
+    values: dict[str, Any] = {"sync_started_at": None, "updated_at": func.now()}
+    if synced:
+        values["last_sync_at"] = func.now()
+    session.execute(update(Integration).where(Integration.id == integration.id).values(**values))
+
+
+def save_tokens(
+    session: Session, integration_id: uuid.UUID, *, access: str, refresh: str | None,
+    instance_url: str | None,
+) -> None:  # fmt: skip
+    """Store a refreshed access token (and a rotated refresh token), encrypted."""
+    values: dict[str, Any] = {"access_token_encrypted": crypto.encrypt(session, access)}
+    if refresh:
+        values["refresh_token_encrypted"] = crypto.encrypt(session, refresh)
+    if instance_url:
+        values["instance_url"] = instance_url
+    session.execute(update(Integration).where(Integration.id == integration_id).values(**values))
+
+
+def mark_needs_reauth(session: Session, integration_id: uuid.UUID, reason: str) -> None:
+    session.execute(
+        update(Integration)
+        .where(Integration.id == integration_id)
+        .values(status="needs_reauth", status_reason=reason, updated_at=func.now())
+    )
+
+
+def save_watermark(
+    session: Session, integration_id: uuid.UUID, sobject: str, mark: dict[str, str]
+) -> None:
+    """Move one object's watermark (SystemModstamp and Id of the last record processed)."""
+    session.execute(
+        text("""UPDATE integrations
+                SET sync_state = jsonb_set(sync_state, ARRAY[:sobject], CAST(:mark AS jsonb))
+                WHERE id = :id"""),
+        {"sobject": sobject, "mark": json.dumps(mark), "id": integration_id},
+    )
+
+
+def upsert_leads(
+    session: Session, business_id: uuid.UUID, rows: Sequence[dict[str, Any]], list_name: str
+) -> tuple[int, int]:
+    """Upsert on (business_id, source, source_id) in one statement and add every lead to the
+    list; returns (created, updated)."""
+    if not rows:
+        return 0, 0
+    values = insert(Lead).values([{"business_id": business_id, **row} for row in rows])
+    columns = ("first_name", "last_name", "email", "phone", "company", "do_not_call")
+    # xmax is 0 on a row this statement inserted, and set on one it updated.
+    stmt: Any = values.on_conflict_do_update(
+        index_elements=["business_id", "source", "source_id"],
+        set_={**{c: values.excluded[c] for c in columns}, "updated_at": func.now()},
+    ).returning(Lead.id, literal_column("xmax = 0").label("created"))
+    upserted = session.execute(stmt).all()
+    list_id = _lead_list(session, business_id, list_name, rows[0]["source"])
+    members = [{"list_id": list_id, "lead_id": row.id} for row in upserted]
+    session.execute(insert(LeadListMember).values(members).on_conflict_do_nothing())
+    created = sum(1 for row in upserted if row.created)
+    return created, len(upserted) - created
+
+
+def _lead_list(session: Session, business_id: uuid.UUID, name: str, source: str) -> uuid.UUID:
+    stmt = (
+        insert(LeadList)
+        .values(business_id=business_id, name=name, source=source)
+        .on_conflict_do_update(index_elements=["business_id", "name"], set_={"name": name})
+        .returning(LeadList.id)
+    )
+    return session.scalars(stmt).one()
