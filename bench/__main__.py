@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from bench import campaigns, enrichment, environment, historical_sync, webhooks
+from bench import campaigns, enrichment, environment, historical_sync, salesforce, webhooks
 
-BENCHMARKS = ["historical-sync", "webhooks", "enrichment", "campaigns"]
+BENCHMARKS = ["historical-sync", "webhooks", "enrichment", "campaigns", "salesforce"]
 
 
 def main() -> None:
@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--drain-events", type=int, default=50_000, help="webhook events to drain")
     parser.add_argument("--ingest-seconds", type=int, default=10, help="length of the wrk run")
     parser.add_argument("--transcripts", type=int, default=10_000, help="transcripts to fetch")
+    parser.add_argument("--records", type=int, default=50_000, help="Salesforce records to sync")
     args = parser.parse_args()
     chosen = set(args.only or BENCHMARKS)
     with environment.prepared() as env:
@@ -43,6 +44,11 @@ def main() -> None:
         if "campaigns" in chosen:
             environment.print_table(
                 "campaign-orchestrator: select and reserve on the database", campaigns.run()
+            )
+        if "salesforce" in chosen:
+            environment.print_table(
+                "sync-salesforce-leads: a backfill from the fake Salesforce",
+                salesforce.run(records=args.records),
             )
 
 

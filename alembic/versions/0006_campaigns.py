@@ -182,7 +182,6 @@ def upgrade() -> None:
             name=op.f("leads_business_id_source_source_id_key"),
         ),
     )
-    op.create_index(op.f("idx_leads_business"), "leads", ["business_id"], unique=False)
     op.create_table(
         "call_logs",
         sa.Column("id", sa.UUID(), server_default=sa.text("uuid_generate_v4()"), nullable=False),
@@ -437,7 +436,6 @@ def downgrade() -> None:
     op.drop_table("campaign_leads")
     op.drop_index(op.f("idx_call_logs_campaign"), table_name="call_logs")
     op.drop_table("call_logs")
-    op.drop_index(op.f("idx_leads_business"), table_name="leads")
     op.drop_table("leads")
     op.drop_index(op.f("idx_campaigns_business"), table_name="campaigns")
     op.drop_index(

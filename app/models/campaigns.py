@@ -59,11 +59,11 @@ class Lead(Base):
 
     __tablename__ = "leads"
     __table_args__ = (
+        # Also the index for a business's leads: business_id leads it.
         UniqueConstraint("business_id", "source", "source_id"),
         CheckConstraint(
             "timezone IS NULL OR is_valid_timezone(timezone)", name="leads_timezone_valid"
         ),
-        Index("idx_leads_business", "business_id"),
     )
 
     id: Mapped[UuidPk]

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, literal_column, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Boolean, Text, Uuid, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
 from app import crypto
-from app.models import Integration, Lead, LeadList, LeadListMember, SyncLog
+from app.models import Integration, LeadList, SyncLog
 
 PROVIDER = "salesforce"
 
@@ -25,6 +25,27 @@ _ENABLED = (
     & (Integration.status == "active")
     & Integration.config["syncEnabled"].as_boolean()
 )
+
+
+LEAD_COLUMNS = {
+    "source": Text, "source_id": Text, "first_name": Text, "last_name": Text, "email": Text,
+    "phone": Text, "company": Text, "do_not_call": Boolean,
+}  # fmt: skip
+_UPDATED = ", ".join(f"{c} = EXCLUDED.{c}" for c in list(LEAD_COLUMNS)[2:])
+# The batch arrives as one array per column: a short statement, whatever the batch size.
+# xmax is 0 on a row this statement inserted, and set on one it updated.
+UPSERT_LEADS = text(f"""
+    INSERT INTO leads (business_id, {", ".join(LEAD_COLUMNS)})
+    SELECT :business_id, * FROM unnest({", ".join(f":{c}" for c in LEAD_COLUMNS)})
+    ON CONFLICT (business_id, source, source_id)
+    DO UPDATE SET {_UPDATED}, updated_at = now()
+    RETURNING id, xmax = 0 AS created
+""").bindparams(*(bindparam(c, type_=ARRAY(t)) for c, t in LEAD_COLUMNS.items()))  # noqa: S608
+
+ADD_MEMBERS = text("""
+    INSERT INTO lead_list_members (list_id, lead_id)
+    SELECT :list_id, unnest(:lead_ids) ON CONFLICT DO NOTHING
+""").bindparams(bindparam("lead_ids", type_=ARRAY(Uuid)))
 
 
 def get_enabled_integrations(session: Session) -> list[uuid.UUID]:
@@ -101,17 +122,11 @@ def upsert_leads(
     list; returns (created, updated)."""
     if not rows:
         return 0, 0
-    values = insert(Lead).values([{"business_id": business_id, **row} for row in rows])
-    columns = ("first_name", "last_name", "email", "phone", "company", "do_not_call")
-    # xmax is 0 on a row this statement inserted, and set on one it updated.
-    stmt: Any = values.on_conflict_do_update(
-        index_elements=["business_id", "source", "source_id"],
-        set_={**{c: values.excluded[c] for c in columns}, "updated_at": func.now()},
-    ).returning(Lead.id, literal_column("xmax = 0").label("created"))
-    upserted = session.execute(stmt).all()
+    params: dict[str, Any] = {"business_id": business_id}
+    params.update({column: [row[column] for row in rows] for column in LEAD_COLUMNS})
+    upserted = session.execute(UPSERT_LEADS, params).all()
     list_id = _lead_list(session, business_id, list_name, rows[0]["source"])
-    members = [{"list_id": list_id, "lead_id": row.id} for row in upserted]
-    session.execute(insert(LeadListMember).values(members).on_conflict_do_nothing())
+    session.execute(ADD_MEMBERS, {"list_id": list_id, "lead_ids": [row.id for row in upserted]})
     created = sum(1 for row in upserted if row.created)
     return created, len(upserted) - created
 
