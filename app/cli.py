@@ -30,6 +30,8 @@ cli.add_typer(agency_cli, name="agency")
 cli.add_typer(fake_cli, name="fake")
 cli.add_typer(sync_cli, name="sync")
 cli.add_typer(webhooks_cli, name="webhooks")
+salesforce_cli = typer.Typer(help="Salesforce lead sync.", no_args_is_help=True)
+cli.add_typer(salesforce_cli, name="salesforce")
 enrichment_cli = typer.Typer(help="Transcripts and analyses of ended calls.", no_args_is_help=True)
 cli.add_typer(enrichment_cli, name="enrichment")
 
@@ -179,6 +181,46 @@ def webhooks_replay(
     if count:
         tasks.request_drain()
     typer.echo(f"{count} dead event(s) queued again")
+
+
+@fake_cli.command("salesforce")
+def fake_salesforce(
+    port: Annotated[int, typer.Option(min=0, max=65535)],
+    client_id: Annotated[str, typer.Option(help="The consumer key it accepts.")] = "demo-client",
+    client_secret: Annotated[str, typer.Option(help="The consumer secret.")] = "demo-secret",  # noqa: S107
+    refresh_token: Annotated[str, typer.Option(help="The refresh token it accepts.")] = "demo",  # noqa: S107
+) -> None:
+    """Serve a fake Salesforce org (OAuth and SOQL) on loopback (SALESFORCE_LOGIN_URL)."""
+    from app.fakes import salesforce
+
+    salesforce.run(port, client_id=client_id, client_secret=client_secret,
+                   refresh_token=refresh_token)  # fmt: skip
+
+
+@salesforce_cli.command("connect")
+def salesforce_connect(
+    business_name: Annotated[str, typer.Option("--business", help="The business's name.")],
+    instance_url: Annotated[str, typer.Option(help="The org's instance URL.")],
+    refresh_token: Annotated[str, typer.Option(help="From the OAuth consent; stored encrypted.")],
+) -> None:
+    """Create a business and its Salesforce integration with sync on; print the integration id.
+    Its first run refreshes the access token."""
+    from app import crypto, db
+    from app.models import Business, Integration
+
+    load_or_exit()
+    with db.session_scope() as session:
+        business = Business(name=business_name)
+        session.add(business)
+        session.flush()
+        integration = Integration(
+            business_id=business.id, provider="salesforce", config={"syncEnabled": True},
+            instance_url=instance_url,
+            refresh_token_encrypted=crypto.encrypt(session, refresh_token),
+        )  # fmt: skip
+        session.add(integration)
+        session.flush()
+        typer.echo(integration.id)
 
 
 @fake_cli.command("llm")

@@ -17,6 +17,7 @@ from app.fakes.salesforce import FakeSalesforce
 from app.models import Business, Integration, Lead, LeadList, LeadListMember, SyncLog
 from app.salesforce import queries, service
 from tests.conftest import FAKE_SALESFORCE_PORT, SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET
+from tests.integration.test_cli import callsync
 
 URL = f"http://127.0.0.1:{FAKE_SALESFORCE_PORT}"
 
@@ -200,3 +201,16 @@ def test_one_run_at_a_time(session: Session, fake: FakeSalesforce) -> None:
     assert sync(integration)["skipped"] == "running or not enabled"
     with db.session_scope() as own:  # a run that died: its lease runs out
         assert queries.start_run(own, integration, lease=timedelta(seconds=0)) is not None
+
+
+def test_an_integration_connected_from_the_cli_gets_its_token_by_refresh(
+    session: Session, fake: FakeSalesforce
+) -> None:
+    contacts(fake, 2)
+    result = callsync("salesforce", "connect", "--business", "Acme", "--instance-url", URL,
+                      "--refresh-token", fake.refresh_token)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert fake.refresh_token not in result.stdout  # only the id is printed
+    integration = uuid.UUID(result.stdout.strip())
+    assert sync(integration)["records_created"] == 2
+    assert fake.refreshes == 1
