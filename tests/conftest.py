@@ -58,6 +58,7 @@ from app.celery import app as celery_app
 from app.config import get_settings
 from app.enrichment import tasks as enrichment_tasks
 from app.fakes.elevenlabs import FakeElevenLabs
+from app.fakes.salesforce import FakeSalesforce
 from app.fakes.ultravox import FakeUltravox, generate_calls
 from app.models import Base
 from app.webhooks import tasks as webhook_tasks
@@ -131,6 +132,14 @@ def fake_elevenlabs(fake_elevenlabs_server: FakeElevenLabs) -> Iterator[FakeElev
     fake_elevenlabs_server.reset()
     yield fake_elevenlabs_server
     fake_elevenlabs_server.reset()
+
+
+@pytest.fixture
+def fake_salesforce() -> Iterator[FakeSalesforce]:
+    """A fresh fake Salesforce org on loopback, with no records."""
+    org = FakeSalesforce(SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET, "5Aep-refresh-1")
+    with org.serve(port=FAKE_SALESFORCE_PORT):
+        yield org
 
 
 @pytest.fixture(scope="session")
