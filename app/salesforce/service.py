@@ -83,6 +83,10 @@ def sync_integration(integration_id: uuid.UUID) -> dict[str, Any]:
         status, error = "partial", f"stopped by the org's limits; resumes next run: {failure}"
     except SalesforceError as failure:
         status, error = "failed", str(failure)
+    except Exception as failure:
+        # Anything else (a bug, the database): still log the run and give the lease back.
+        log.exception("[sync] integration_id=%s failed", integration.id)
+        status, error = "failed", f"{type(failure).__name__}: {failure}"
     row = run.log_row(status, started, time.monotonic() - clock, error)
     with db.session_scope() as session:
         queries.finish_run(session, integration, row, synced=status != "failed")
