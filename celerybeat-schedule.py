@@ -43,4 +43,16 @@ BEAT_SCHEDULE = {
         "schedule": crontab(minute="*/15"),
         "options": {"expires": 1350},
     },
+    # Push pending sync_queue items to Bubble (limit 10, batches of 5, as the seed's pg_cron did).
+    "bubble-sync-processor": {
+        "task": "periodic.bubble-sync-processor",
+        "schedule": crontab(minute="*"),
+        "options": {"expires": 90},
+    },
+    # Push failed sync_queue items again once their backoff has passed.
+    "bubble-sync-retry": {
+        "task": "periodic.bubble-sync-retry",
+        "schedule": crontab(minute="*/5"),
+        "options": {"expires": 450},
+    },
 }

@@ -43,6 +43,7 @@ app.conf.update(
         "app.enrichment.tasks",
         "app.campaigns.tasks",
         "app.salesforce.tasks",
+        "app.bubble.tasks",
     ],
     task_default_queue=Queue.DEFAULT.value,
     task_queues=[KombuQueue(queue.value) for queue in Queue],

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     salesforce_login_url: str = "https://login.salesforce.com"  # or test.salesforce.com
     bubble_api_base_url: str | None = None
     bubble_api_token: SecretStr | None = None
+    bubble_rate_limit_per_minute: int = Field(
+        default=1000,
+        ge=1,
+        description="requests per minute to one Bubble app, all workers together",
+    )
 
     # The seeds' tunables (seed 003).
     max_records_per_sync: int = Field(default=2000, ge=1)

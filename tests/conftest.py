@@ -25,6 +25,8 @@ ELEVENLABS_API_KEY = "xi-test-key"
 FAKE_ULTRAVOX_PORT = server.free_port()
 FAKE_ELEVENLABS_PORT = server.free_port()
 FAKE_SALESFORCE_PORT = server.free_port()
+FAKE_BUBBLE_PORT = server.free_port()
+BUBBLE_API_TOKEN = "bubble-test-admin-token"
 SALESFORCE_CLIENT_ID = "3MVG9fake"
 SALESFORCE_CLIENT_SECRET = "sf-test-secret"
 
@@ -46,8 +48,11 @@ os.environ.update(
     SALESFORCE_LOGIN_URL=f"http://127.0.0.1:{FAKE_SALESFORCE_PORT}",
     SALESFORCE_CLIENT_ID=SALESFORCE_CLIENT_ID,
     SALESFORCE_CLIENT_SECRET=SALESFORCE_CLIENT_SECRET,
+    BUBBLE_API_BASE_URL=f"http://127.0.0.1:{FAKE_BUBBLE_PORT}/api/1.1",
+    BUBBLE_API_TOKEN=BUBBLE_API_TOKEN,
 )
 
+from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -57,6 +62,7 @@ from app.api.main import create_app, server_options
 from app.celery import app as celery_app
 from app.config import get_settings
 from app.enrichment import tasks as enrichment_tasks
+from app.fakes.bubble import FakeBubble
 from app.fakes.elevenlabs import FakeElevenLabs
 from app.fakes.salesforce import FakeSalesforce
 from app.fakes.ultravox import FakeUltravox, generate_calls
@@ -140,6 +146,23 @@ def fake_salesforce() -> Iterator[FakeSalesforce]:
     org = FakeSalesforce(SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET, "5Aep-refresh-1")
     with org.serve(port=FAKE_SALESFORCE_PORT):
         yield org
+
+
+@pytest.fixture(scope="session")
+def fake_bubble_server() -> Iterator[FakeBubble]:
+    fake = FakeBubble(BUBBLE_API_TOKEN)
+    with fake.serve(port=FAKE_BUBBLE_PORT):
+        yield fake
+
+
+@pytest.fixture
+def fake_bubble(fake_bubble_server: FakeBubble) -> Iterator[FakeBubble]:
+    """The fake Bubble app on loopback, empty, with a fresh rate-limit window."""
+    fake_bubble_server.reset()
+    redis = Redis.from_url(get_settings().redis_url)
+    redis.delete(*redis.keys("callsync:bubble:rate:*"), "callsync:bubble:rate:none")
+    yield fake_bubble_server
+    fake_bubble_server.reset()
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from app.models.campaigns import (
 from app.models.integrations import Integration, LeadList, LeadListMember, SyncLog
 from app.models.queues import EnrichmentItem, WebhookEvent, WebhookLog
 from app.models.sync_jobs import CronJobLog, CronSchedule, HistoricalSyncJob
+from app.models.sync_queue import SyncOperation, SyncQueueItem
 
 __all__ = [
     "Agency",
@@ -49,6 +50,8 @@ __all__ = [
     "ProcessingStatus",
     "SyncJobStatus",
     "SyncLog",
+    "SyncOperation",
+    "SyncQueueItem",
     "WebhookEvent",
     "WebhookLog",
 ]

@@ -65,6 +65,8 @@ def test_beat_publishes_its_schedule_to_virsyn_cron_jobs(session: Session) -> No
         text("SELECT jobname, schedule, command, active FROM virsyn_cron_jobs")
     ).all()
     assert sorted(tuple(row) for row in rows) == [
+        ("bubble-sync-processor", "* * * * *", "periodic.bubble-sync-processor", True),
+        ("bubble-sync-retry", "*/5 * * * *", "periodic.bubble-sync-retry", True),
         ("campaign-orchestrator", "*/5 * * * *", "periodic.campaign-orchestrator", True),
         ("conversation-orchestrator", "*/10 * * * *", "periodic.conversation-orchestrator", True),
         ("process-enrichment-queue", "* * * * *", "periodic.process-enrichment-queue", True),

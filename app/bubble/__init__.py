@@ -1,0 +1,1 @@
+"""Pushing the sync queue to a Bubble.io back end (seed 004: bubble_sync)."""

@@ -1,0 +1,79 @@
+"""SQL for the Bubble sync queue: the two claims (seed 004's processor and retry conditions),
+and the outcome of an item. Nothing here commits; the caller owns the transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, func, text, update
+from sqlalchemy.orm import Session
+
+from app import queue
+from app.models import ProcessingStatus, SyncQueueItem
+
+_CLAIM = """
+    UPDATE sync_queue SET status = 'processing', processing_started_at = now(),
+                          tries = tries + 1
+    WHERE id IN (
+        SELECT id FROM sync_queue WHERE {due}
+        ORDER BY {order} LIMIT :limit FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, processing_started_at
+"""
+# bubble-sync-processor: pending SIGNUP_ATOMIC, INSERT and UPDATE items, oldest first, and
+# items whose worker stopped (their lease expired).
+CLAIM_PENDING = text(_CLAIM.format(
+    due="(status = 'pending' AND operation IN ('SIGNUP_ATOMIC', 'INSERT', 'UPDATE'))"
+        " OR (status = 'processing' AND processing_started_at < now() - :lease)",
+    order="created_at",
+))  # fmt: skip
+# bubble-sync-retry: failed items with retries left whose time has come.
+CLAIM_RETRIES = text(_CLAIM.format(
+    due="status = 'failed' AND retry_count < max_retries"
+        " AND (next_retry_at IS NULL OR next_retry_at <= now())",
+    order="next_retry_at NULLS FIRST",
+))  # fmt: skip
+
+
+def claim_pending(session: Session, *, limit: int, lease: timedelta) -> list[Row[Any]]:
+    return list(session.execute(CLAIM_PENDING, {"limit": limit, "lease": lease}))
+
+
+def claim_retries(session: Session, *, limit: int) -> list[Row[Any]]:
+    return list(session.execute(CLAIM_RETRIES, {"limit": limit}))
+
+
+def get_leased(session: Session, item_id: uuid.UUID, leased_at: datetime) -> SyncQueueItem | None:
+    """The item, if this claim still holds it."""
+    item = session.get(SyncQueueItem, item_id)
+    ours = item is not None and item.status == ProcessingStatus.processing
+    return item if ours and item is not None and item.processing_started_at == leased_at else None
+
+
+def mark_done(
+    session: Session, item: SyncQueueItem, *, bubble_id: str | None, result: dict[str, Any] | None
+) -> None:
+    session.execute(
+        update(SyncQueueItem)
+        .where(SyncQueueItem.id == item.id, SyncQueueItem.status == ProcessingStatus.processing)
+        .values(status=ProcessingStatus.completed, processed_at=func.now(), bubble_id=bubble_id,
+                result=result, error_message=None, next_retry_at=None)
+    )  # fmt: skip
+
+
+def mark_failed(
+    session: Session, item: SyncQueueItem, error: str, *, base: float, cap: float
+) -> bool:
+    """Count the failure and record its reason; True when a retry will follow."""
+    failures = item.retry_count + 1
+    retry = failures < item.max_retries
+    delay = queue.backoff_delay(failures, base=base, cap=cap)
+    session.execute(
+        update(SyncQueueItem)
+        .where(SyncQueueItem.id == item.id, SyncQueueItem.status == ProcessingStatus.processing)
+        .values(status=ProcessingStatus.failed, retry_count=failures, error_message=error,
+                next_retry_at=func.now() + delay if retry else None)
+    )  # fmt: skip
+    return retry

@@ -1,0 +1,60 @@
+"""Celery entry points for the Bubble sync queue (seed 004: bubble-sync-processor and
+bubble-sync-retry, both run by the bubble_sync function)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from app import db
+from app.bubble import queries, service
+from app.celery import Queue, app, periodic_task
+from app.config import get_settings
+
+log = logging.getLogger("bubble_sync")
+
+CLAIM_LIMIT = 10  # seed 004: payload.limit
+BATCH_SIZE = 5  # seed 004: payload.batch_size
+
+
+@periodic_task("bubble-sync-processor")
+def bubble_sync_processor(limit: int = CLAIM_LIMIT, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
+    """Claim pending SIGNUP_ATOMIC, INSERT and UPDATE items; push them in batches."""
+    lease = timedelta(seconds=get_settings().lease_seconds)
+    with db.session_scope() as session:
+        claimed = queries.claim_pending(session, limit=limit, lease=lease)
+    return _dispatch(claimed, batch_size, "pending")
+
+
+@periodic_task("bubble-sync-retry")
+def bubble_sync_retry(limit: int = CLAIM_LIMIT, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
+    """Claim failed items with retries left whose backoff has passed; push them again."""
+    with db.session_scope() as session:
+        claimed = queries.claim_retries(session, limit=limit)
+    return _dispatch(claimed, batch_size, "failed")
+
+
+def _dispatch(claimed: list[Any], batch_size: int, kind: str) -> dict[str, Any]:
+    log.info("[bubble_sync] claimed %d %s item(s)", len(claimed), kind)
+    for first in range(0, len(claimed), batch_size):
+        batch = claimed[first : first + batch_size]
+        push_items.delay([str(row.id) for row in batch], batch[0].processing_started_at.isoformat())
+    return {"claimed": len(claimed), "batches": -(-len(claimed) // batch_size)}
+
+
+@app.task(
+    name="bubble.push_items",
+    queue=Queue.SYNC,
+    autoretry_for=(OperationalError,),  # database blips only; the lease brings items back
+    retry_backoff=True,
+    max_retries=3,
+)
+def push_items(item_ids: list[str], leased_at: str) -> dict[str, int]:
+    """Push a batch of claimed items to Bubble, one after another."""
+    when = datetime.fromisoformat(leased_at)
+    outcomes = [service.process_item(uuid.UUID(item_id), when) for item_id in item_ids]
+    return {outcome: outcomes.count(outcome) for outcome in set(outcomes)}
