@@ -223,6 +223,17 @@ def salesforce_connect(
         typer.echo(integration.id)
 
 
+@fake_cli.command("bubble")
+def fake_bubble(
+    port: Annotated[int, typer.Option(min=0, max=65535)],
+    token: Annotated[str, typer.Option(help="The admin token it accepts.")] = "bubble-demo-token",  # noqa: S107
+) -> None:
+    """Serve a fake Bubble Data API on loopback (BUBBLE_API_BASE_URL=http://127.0.0.1:PORT/api/1.1)."""
+    from app.fakes import bubble
+
+    bubble.run(port, token=token)
+
+
 @fake_cli.command("llm")
 def fake_llm(
     port: Annotated[int, typer.Option(min=0, max=65535)],

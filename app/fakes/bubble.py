@@ -8,6 +8,7 @@ errors in Bubble's shape and a 429 throttle.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import itertools
 import json
@@ -40,6 +41,7 @@ class FakeBubble:
         self.objects: dict[str, dict[str, dict[str, Any]]] = {}
         self.requests: list[tuple[float, str, str]] = []
         self._fail_at: dict[int, int] = {}
+        self._delay_at: dict[int, float] = {}
         self._throttle = 0
         self._ids = itertools.count(1)
         self.app = _build_app(self)
@@ -53,6 +55,11 @@ class FakeBubble:
         """The n-th request from now (1 is the next one) fails with `status`."""
         with self._lock:
             self._fail_at[len(self.requests) + n] = status
+
+    def delay_nth(self, n: int, seconds: float) -> None:
+        """The n-th request from now waits `seconds`, then is carried out and answered."""
+        with self._lock:
+            self._delay_at[len(self.requests) + n] = seconds
 
     def throttle(self, times: int = 1) -> None:
         """The next `times` requests are answered 429."""
@@ -68,17 +75,22 @@ class FakeBubble:
             self.objects.clear()
             self.requests.clear()
             self._fail_at.clear()
+            self._delay_at.clear()
             self._throttle = 0
 
-    def _enter(self, request: Request) -> Response | None:
+    async def _enter(self, request: Request) -> Response | None:
         """Record the request; answer it with an error if one is due."""
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         with self._lock:
             self.requests.append((time.time(), request.method, request.url.path))
             number = len(self.requests)
             failing = self._fail_at.pop(number, None)
+            delay = self._delay_at.pop(number, 0.0)
             throttled = self._throttle > 0
             self._throttle -= throttled
+        if delay:
+            await request.body()  # received in full: the work happens even if the caller leaves
+            await asyncio.sleep(delay)
         if not hmac.compare_digest(token.encode(), self.token.encode()):
             return _error(401, "UNAUTHORIZED", "Invalid or missing API token")
         if throttled:
@@ -114,7 +126,7 @@ def _build_app(fake: FakeBubble) -> FastAPI:
 
     @app.post(prefix + "/{type_name}/bulk")
     async def bulk(type_name: str, request: Request) -> Response:
-        if (answer := fake._enter(request)) is not None:
+        if (answer := await fake._enter(request)) is not None:
             return answer
         lines = [line for line in (await request.body()).decode().splitlines() if line.strip()]
         if len(lines) > BULK_MAX_LINES:
@@ -130,7 +142,7 @@ def _build_app(fake: FakeBubble) -> FastAPI:
 
     @app.post(prefix + "/{type_name}")
     async def create(type_name: str, request: Request) -> Response:
-        if (answer := fake._enter(request)) is not None:
+        if (answer := await fake._enter(request)) is not None:
             return answer
         try:
             fields = await request.json()
@@ -142,7 +154,7 @@ def _build_app(fake: FakeBubble) -> FastAPI:
 
     @app.get(prefix + "/{type_name}")
     async def search(type_name: str, request: Request) -> Response:
-        if (answer := fake._enter(request)) is not None:
+        if (answer := await fake._enter(request)) is not None:
             return answer
         constraints = json.loads(request.query_params.get("constraints") or "[]")
         found = [r for r in fake.all(type_name) if _matches(r, constraints)]
@@ -154,7 +166,7 @@ def _build_app(fake: FakeBubble) -> FastAPI:
 
     @app.get(prefix + "/{type_name}/{record_id}")
     async def get(type_name: str, record_id: str, request: Request) -> Response:
-        if (answer := fake._enter(request)) is not None:
+        if (answer := await fake._enter(request)) is not None:
             return answer
         record = fake.objects.get(type_name, {}).get(record_id)
         return (
@@ -163,7 +175,7 @@ def _build_app(fake: FakeBubble) -> FastAPI:
 
     @app.api_route(prefix + "/{type_name}/{record_id}", methods=["PATCH", "PUT"])
     async def change(type_name: str, record_id: str, request: Request) -> Response:
-        if (answer := fake._enter(request)) is not None:
+        if (answer := await fake._enter(request)) is not None:
             return answer
         fields = await request.json()
         with fake._lock:
@@ -177,7 +189,7 @@ def _build_app(fake: FakeBubble) -> FastAPI:
 
     @app.delete(prefix + "/{type_name}/{record_id}")
     async def delete(type_name: str, record_id: str, request: Request) -> Response:
-        if (answer := fake._enter(request)) is not None:
+        if (answer := await fake._enter(request)) is not None:
             return answer
         with fake._lock:
             if fake.objects.get(type_name, {}).pop(record_id, None) is None:
