@@ -12,7 +12,6 @@ import asyncio
 import hmac
 import itertools
 import json
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -201,9 +200,4 @@ def _build_app(fake: FakeBubble) -> FastAPI:
 
 def run(port: int, *, token: str) -> None:
     """Serve the fake on 127.0.0.1:`port` until interrupted."""
-    fake = FakeBubble(token)
-    sock = server.bind(port)
-    url = f"http://{server.HOST}:{sock.getsockname()[1]}/api/1.1"
-    sys.stdout.write(f"fake Bubble serving on {url}\n")
-    sys.stdout.flush()
-    server.run_forever(fake.app, sock)
+    server.run_announced(FakeBubble(token).app, port, "Bubble", path="/api/1.1")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import itertools
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -253,8 +252,4 @@ def _build_app(fake: FakeElevenLabs) -> FastAPI:
 
 def run(port: int, *, api_key: str) -> None:
     """Serve the fake on 127.0.0.1:`port` until interrupted."""
-    fake = FakeElevenLabs(api_key)
-    sock = server.bind(port)
-    sys.stdout.write(f"fake ElevenLabs serving on http://{server.HOST}:{sock.getsockname()[1]}\n")
-    sys.stdout.flush()
-    server.run_forever(fake.app, sock)
+    server.run_announced(FakeElevenLabs(api_key).app, port, "ElevenLabs")

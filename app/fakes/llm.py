@@ -13,7 +13,6 @@ import asyncio
 import hmac
 import itertools
 import json
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -136,9 +135,4 @@ def _error(status: int, message: str, code: str | None, retry_after: str | None 
 
 def run(port: int, *, api_key: str) -> None:
     """Serve the fake on 127.0.0.1:`port` until interrupted."""
-    fake = FakeLLM(api_key)
-    sock = server.bind(port)
-    url = f"http://{server.HOST}:{sock.getsockname()[1]}/v1"
-    sys.stdout.write(f"fake LLM serving on {url} (Ctrl-C to stop)\n")
-    sys.stdout.flush()
-    server.run_forever(fake.app, sock)
+    server.run_announced(FakeLLM(api_key).app, port, "LLM", path="/v1")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -313,7 +312,4 @@ def _shape(sobject: str, record: dict[str, Any], fields: list[str]) -> dict[str,
 def run(port: int, *, client_id: str, client_secret: str, refresh_token: str) -> None:
     """Serve the fake on 127.0.0.1:`port` until interrupted."""
     fake = FakeSalesforce(client_id, client_secret, refresh_token)
-    sock = server.bind(port)
-    sys.stdout.write(f"fake Salesforce serving on http://{server.HOST}:{sock.getsockname()[1]}\n")
-    sys.stdout.flush()
-    server.run_forever(fake.app, sock)
+    server.run_announced(fake.app, port, "Salesforce")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -74,6 +75,14 @@ def run_forever(app: Any, sock: socket.socket) -> None:
         uvicorn.Server(_config(app, port)).run(sockets=[sock])
     finally:
         sock.close()
+
+
+def run_announced(app: Any, port: int, name: str, *, path: str = "") -> None:
+    """Bind `port`, say where `name` serves (the line a parent process waits for), serve."""
+    sock = bind(port)
+    sys.stdout.write(f"fake {name} serving on http://{HOST}:{sock.getsockname()[1]}{path}\n")
+    sys.stdout.flush()
+    run_forever(app, sock)
 
 
 def free_port() -> int:
