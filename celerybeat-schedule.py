@@ -55,4 +55,10 @@ BEAT_SCHEDULE = {
         "schedule": crontab(minute="*/5"),
         "options": {"expires": 450},
     },
+    # Delete completed queue rows and logs past RETENTION_DAYS, in small batches, at night.
+    "cleanup": {
+        "task": "periodic.cleanup",
+        "schedule": crontab(hour=3, minute=17),
+        "options": {"expires": 3600},
+    },
 }

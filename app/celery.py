@@ -44,6 +44,7 @@ app.conf.update(
         "app.campaigns.tasks",
         "app.salesforce.tasks",
         "app.bubble.tasks",
+        "app.maintenance.tasks",
     ],
     task_default_queue=Queue.DEFAULT.value,
     task_queues=[KombuQueue(queue.value) for queue in Queue],

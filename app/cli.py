@@ -30,6 +30,8 @@ cli.add_typer(agency_cli, name="agency")
 cli.add_typer(fake_cli, name="fake")
 cli.add_typer(sync_cli, name="sync")
 cli.add_typer(webhooks_cli, name="webhooks")
+queue_cli = typer.Typer(help="The work queues.", no_args_is_help=True)
+cli.add_typer(queue_cli, name="queue")
 salesforce_cli = typer.Typer(help="Salesforce lead sync.", no_args_is_help=True)
 cli.add_typer(salesforce_cli, name="salesforce")
 enrichment_cli = typer.Typer(help="Transcripts and analyses of ended calls.", no_args_is_help=True)
@@ -323,6 +325,28 @@ def sync_cancel(job: JobId) -> None:
 
     load_or_exit()
     typer.echo(f"sync job {job} is {operations.cancel(job)}")
+
+
+@queue_cli.command("stats")
+def queue_stats() -> None:
+    """Rows per queue and status, the oldest pending row's age, dead rows, jobs in flight."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from app import db
+    from app.queue_stats import STATUSES, jobs_in_flight
+    from app.queue_stats import queue_stats as read_stats
+
+    load_or_exit()
+    with db.session_scope() as session:
+        stats, jobs = read_stats(session), jobs_in_flight(session)
+    table = Table("queue", *STATUSES, "oldest pending", "dead")
+    for row in stats:
+        age = "-" if row.oldest_pending is None else str(row.oldest_pending).split(".")[0]
+        table.add_row(row.name, *(str(row.counts[s]) for s in STATUSES), age, str(row.dead))
+    console = Console()
+    console.print(table)
+    console.print(f"historical sync jobs in flight: {jobs}")
 
 
 @cli.command("demo")

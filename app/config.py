@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     conversation_sync_batch_limit: int = Field(default=10, ge=1)
     conversation_sync_events_batch_size: int = Field(default=50, ge=1)
 
+    # cleanup: completed queue rows and logs older than this are deleted, daily.
+    retention_days: int = Field(default=30, ge=1)
+    cleanup_batch_size: int = Field(default=5000, ge=1)
+
     # Queue mechanics.
     lease_seconds: int = Field(
         default=300, ge=5, description="a claim older than this is re-claimable"

@@ -117,11 +117,19 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("status = 'failed' AND retry_count < max_retries"),
     )
+    op.create_index(
+        "idx_sync_queue_processed",
+        "sync_queue",
+        ["processed_at"],
+        unique=False,
+        postgresql_where=sa.text("status = 'completed'"),
+    )
     op.execute(QUEUE_BUBBLE_SYNC)
 
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION queue_bubble_sync()")
+    op.drop_index("idx_sync_queue_processed", table_name="sync_queue")
     op.drop_index(
         op.f("idx_sync_queue_retry"),
         table_name="sync_queue",

@@ -38,6 +38,11 @@ class SyncQueueItem(Base):
             postgresql_where=text("status = 'failed' AND retry_count < max_retries"),
         ),
         Index("idx_sync_queue_record", "table_name", "record_id"),
+        Index(
+            "idx_sync_queue_processed",
+            "processed_at",
+            postgresql_where=text("status = 'completed'"),
+        ),
     )
 
     id: Mapped[UuidPk]

@@ -68,6 +68,7 @@ def test_beat_publishes_its_schedule_to_virsyn_cron_jobs(session: Session) -> No
         ("bubble-sync-processor", "* * * * *", "periodic.bubble-sync-processor", True),
         ("bubble-sync-retry", "*/5 * * * *", "periodic.bubble-sync-retry", True),
         ("campaign-orchestrator", "*/5 * * * *", "periodic.campaign-orchestrator", True),
+        ("cleanup", "17 3 * * *", "periodic.cleanup", True),
         ("conversation-orchestrator", "*/10 * * * *", "periodic.conversation-orchestrator", True),
         ("process-enrichment-queue", "* * * * *", "periodic.process-enrichment-queue", True),
         ("process-historical-sync", "* * * * *", "periodic.process-historical-sync", True),

@@ -1,0 +1,1 @@
+"""Keeping the database small: cleanup of old queue rows and logs."""
