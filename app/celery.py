@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, ParamSpec
 
 from celery import Celery, Task
-from celery.signals import beat_init, worker_process_init
+from celery.signals import beat_init, setup_logging, worker_process_init
 from kombu import Queue as KombuQueue
 
-from app import cron_logs, db
+from app import cron_logs, db, logs
 from app.config import load_or_exit
 
 SCHEDULE_FILE = Path(__file__).resolve().parent.parent / "celerybeat-schedule.py"
@@ -88,6 +88,13 @@ def periodic_task(
         return app.task(name=f"periodic.{job_name}", queue=Queue.DEFAULT.value)(run)
 
     return decorate
+
+
+@setup_logging.connect
+def _configure_logging(**_: Any) -> None:
+    """Our format for the worker and beat too (Celery leaves logging alone when this is
+    connected)."""
+    logs.configure(settings)
 
 
 @worker_process_init.connect

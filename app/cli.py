@@ -130,6 +130,7 @@ def api(
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
+    from app import logs
     from app.api.main import server_options
 
     settings = load_or_exit()
@@ -140,6 +141,7 @@ def api(
         port=port,
         workers=workers,
         access_log=access_log,
+        log_config=logs.dict_config(settings),
         **server_options(settings),
     )
 

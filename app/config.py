@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=30.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     # Webhook ingest and the webhook queue.
     webhook_timestamp_tolerance_seconds: int = Field(
