@@ -10,24 +10,19 @@ both.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from functools import lru_cache
 from typing import Any, Protocol
 
-from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy.orm import Session
 
 from app import db
+from app.broker import get_redis
 from app.config import get_settings
 
 # A drain lost with its message is replaced after this long, or by beat's next tick.
 REQUEST_TTL_MS = 10_000
-
-
-@lru_cache
-def _redis() -> Redis:
-    return Redis.from_url(get_settings().redis_url)
 
 
 class CountDue(Protocol):
@@ -47,10 +42,16 @@ def tick(count_due: CountDue, send: Callable[[], object]) -> dict[str, Any]:
 
 def request(key: str, send: Callable[[], object]) -> None:
     """Call `send` unless a drain requested under `key` is still waiting to start."""
-    if _redis().set(key, 1, nx=True, px=REQUEST_TTL_MS):
+    if get_redis().set(key, 1, nx=True, px=REQUEST_TTL_MS):
         send()
+
+
+async def request_async(redis: AsyncRedis, key: str, send: Callable[[], Awaitable[object]]) -> None:
+    """`request` for async code, on the caller's own connection."""
+    if await redis.set(key, 1, nx=True, px=REQUEST_TTL_MS):
+        await send()
 
 
 def forget(key: str) -> None:
     """Drop the mark: the drain it stood for is starting (or the broker was purged)."""
-    _redis().delete(key)
+    get_redis().delete(key)

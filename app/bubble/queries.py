@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, text, update
+from sqlalchemy import ColumnElement, Row, func, select, text, update
 from sqlalchemy.orm import Session
 
 from app import queue
@@ -45,11 +45,17 @@ def claim_retries(session: Session, *, limit: int) -> list[Row[Any]]:
     return list(session.execute(CLAIM_RETRIES, {"limit": limit}))
 
 
+def _ours(item_id: uuid.UUID, leased_at: datetime | None) -> ColumnElement[bool]:
+    """The item, while the claim made at `leased_at` still holds it."""
+    return (
+        (SyncQueueItem.id == item_id)
+        & (SyncQueueItem.status == ProcessingStatus.processing)
+        & (SyncQueueItem.processing_started_at == leased_at)
+    )
+
+
 def get_leased(session: Session, item_id: uuid.UUID, leased_at: datetime) -> SyncQueueItem | None:
-    """The item, if this claim still holds it."""
-    item = session.get(SyncQueueItem, item_id)
-    ours = item is not None and item.status == ProcessingStatus.processing
-    return item if ours and item is not None and item.processing_started_at == leased_at else None
+    return session.scalars(select(SyncQueueItem).where(_ours(item_id, leased_at))).one_or_none()
 
 
 def mark_done(
@@ -57,7 +63,7 @@ def mark_done(
 ) -> None:
     session.execute(
         update(SyncQueueItem)
-        .where(SyncQueueItem.id == item.id, SyncQueueItem.status == ProcessingStatus.processing)
+        .where(_ours(item.id, item.processing_started_at))
         .values(status=ProcessingStatus.completed, processed_at=func.now(), bubble_id=bubble_id,
                 result=result, error_message=None, next_retry_at=None)
     )  # fmt: skip
@@ -72,7 +78,7 @@ def mark_failed(
     delay = queue.backoff_delay(failures, base=base, cap=cap)
     session.execute(
         update(SyncQueueItem)
-        .where(SyncQueueItem.id == item.id, SyncQueueItem.status == ProcessingStatus.processing)
+        .where(_ours(item.id, item.processing_started_at))
         .values(status=ProcessingStatus.failed, retry_count=failures, error_message=error,
                 next_retry_at=func.now() + delay if retry else None)
     )  # fmt: skip

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from functools import lru_cache
 
-from redis import Redis
-
-from app.config import get_settings
+from app.broker import get_redis
 
 WINDOW_SECONDS = 60.0
 
@@ -31,11 +28,6 @@ return tostring(oldest[2] + ARGV[2] - ARGV[1])
 """
 
 
-@lru_cache
-def _redis() -> Redis:
-    return Redis.from_url(get_settings().redis_url)
-
-
 class RateLimiter:
     """At most `limit` requests per `window` seconds under `key`, across processes and machines."""
 
@@ -43,7 +35,7 @@ class RateLimiter:
         self.key = key
         self.limit = limit
         self.window = window
-        self._script = _redis().register_script(_TAKE)
+        self._script = get_redis().register_script(_TAKE)
 
     def take(self) -> None:
         """Wait, if need be, for a place in the window; then take it."""

@@ -12,6 +12,7 @@ import logging
 import re
 import uuid
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from app import db
@@ -54,7 +55,9 @@ def process_item(item_id: uuid.UUID, leased_at: datetime) -> str:
     return "done"
 
 
+@lru_cache
 def client() -> BubbleClient:
+    """The configured client, with its session and the shared budget, for the process's life."""
     settings = get_settings()
     base_url = settings.bubble_api_base_url or ""
     token = settings.bubble_api_token.get_secret_value() if settings.bubble_api_token else ""
@@ -63,7 +66,7 @@ def client() -> BubbleClient:
 
 
 def _push(bubble: BubbleClient, item: SyncQueueItem) -> tuple[str | None, dict[str, Any] | None]:
-    retried = item.tries > 1 or item.retry_count > 0
+    retried = item.tries > 1  # every claim counts, a retry's included
     payload = dict(item.payload)
     type_name = str(payload.pop("_type", item.table_name))
     if item.operation == SyncOperation.INSERT:

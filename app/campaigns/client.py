@@ -6,12 +6,14 @@ and an attempt is dialled at most once. Reading a conversation is retried on tra
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app import http
+from app.config import get_settings
 from app.validation import first_error
 
 M = TypeVar("M", bound=BaseModel)
@@ -99,6 +101,14 @@ class ElevenLabsClient:
             fatal=ElevenLabsError,
             **kwargs,
         )
+
+
+@lru_cache
+def default_client() -> ElevenLabsClient:
+    """The configured client, its session and connections kept for the process's life."""
+    settings = get_settings()
+    key = settings.elevenlabs_api_key.get_secret_value() if settings.elevenlabs_api_key else ""
+    return ElevenLabsClient(settings.elevenlabs_api_base_url, key)
 
 
 def _parsed(model: type[M], response: requests.Response) -> M:

@@ -18,18 +18,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app import db, http
-from app.campaigns.client import ConversationDetails, ElevenLabsClient, Turn
+from app.campaigns.client import ConversationDetails, Turn, default_client
 from app.config import get_settings
-from app.enrichment.analyzers import OUTCOME_PHRASES, RuleAnalyzer
+from app.enrichment.analyzers import key_points, matched_outcome
 from app.models import CampaignLead, CampaignLeadStatus, Conversation, ConversationEvent
-from app.ultravox.schemas import Message
 
 log = logging.getLogger("conversations")
 
 # Seed 003: the outcomes inferred from the caller's words, and the sentiment each implies.
 SENTIMENT = {"donated": 1.0, "pledged": 0.8, "not_interested": -0.6}
 FINAL_STATUSES = ("done", "failed")
-ROLES = {"user": "MESSAGE_ROLE_USER", "agent": "MESSAGE_ROLE_AGENT"}
 
 
 def conversations_to_sync(session: Session, now: datetime) -> list[uuid.UUID]:
@@ -47,16 +45,13 @@ def conversations_to_sync(session: Session, now: datetime) -> list[uuid.UUID]:
 
 def sync_conversation(conversation_id: uuid.UUID) -> dict[str, Any]:
     """Fetch the conversation, store its new turns and its outcome."""
-    settings = get_settings()
     with db.session_scope() as session:
         row = session.get(Conversation, conversation_id)
         if row is None:
             return {"id": str(conversation_id), "skipped": "no such conversation"}
         external_id = row.conversation_id
-    api_key = settings.elevenlabs_api_key.get_secret_value() if settings.elevenlabs_api_key else ""
-    client = ElevenLabsClient(settings.elevenlabs_api_base_url, api_key)
     try:
-        details = client.get_conversation(external_id)
+        details = default_client().get_conversation(external_id)
     except http.ProviderError as error:
         log.warning("[getConversationHistory] unavailable for %s, trying next run: %s",
                     external_id, error)  # fmt: skip
@@ -75,12 +70,12 @@ def _store(session: Session, conversation_id: uuid.UUID, details: ConversationDe
         select(func.count()).where(ConversationEvent.conversation_id == conversation_id)
     )
     added = _insert_events(session, conversation_id, details.transcript, start=known or 0)
-    said = [t.message for t in details.transcript if t.role == "user" and t.message]
+    said = [t.message.strip() for t in details.transcript if t.role == "user" and t.message]
     outcome = infer_outcome(said)
     row.status = details.status
     row.outcome = outcome
     row.sentiment_score = SENTIMENT.get(outcome or "", 0.0)
-    row.key_points = _key_points(details.transcript)
+    row.key_points = key_points([line for line in said if line])
     row.summary = (details.analysis or {}).get("transcript_summary") or row.summary
     row.last_synced_at = datetime.now(UTC)
     row.updated_at = func.now()
@@ -119,13 +114,5 @@ def _insert_events(
 
 def infer_outcome(said: list[str]) -> str | None:
     """pledged, donated or not_interested from the seed's phrases, case-insensitively."""
-    text = " ".join(said).lower()
-    for outcome, phrases in OUTCOME_PHRASES:
-        if outcome in SENTIMENT and any(phrase in text for phrase in phrases):
-            return outcome
-    return None
-
-
-def _key_points(turns: list[Turn]) -> list[str]:
-    messages = [Message(role=ROLES[t.role], text=t.message or "") for t in turns if t.role in ROLES]
-    return RuleAnalyzer().analyze(messages).key_points
+    outcome = matched_outcome(" ".join(said).lower())
+    return outcome if outcome in SENTIMENT else None

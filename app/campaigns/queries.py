@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, text
@@ -54,7 +54,6 @@ EXPIRE_RESERVATIONS = text("""
     FROM stale
     WHERE cl.id = stale.campaign_lead_id AND cl.attempts = stale.attempt
       AND cl.status = 'dialing'
-    RETURNING cl.id
 """)
 
 # One pass over the campaign's leads still in play. Those without an E.164 phone number are
@@ -151,7 +150,7 @@ def expire_reservations(
 ) -> int:
     """End reservations older than `before` as `unknown`; returns how many leads it freed."""
     params = {"campaign_id": campaign_id, "before": before, "error": error}
-    return len(session.execute(EXPIRE_RESERVATIONS, params).all())
+    return int(session.execute(EXPIRE_RESERVATIONS, params).rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -203,15 +202,10 @@ def record_failed(session: Session, dial: Row[Any], error: str) -> None:
 
 def _update_lead(
     session: Session, dial: Row[Any], status: CampaignLeadStatus, **values: str | None
-) -> bool:
+) -> None:
     sets = ", ".join(f"{name} = :{name}" for name in values)
-    result = session.execute(
+    session.execute(
         text(f"""UPDATE campaign_leads SET status = :status, {sets}, updated_at = now()
                  WHERE id = :id AND attempts = :attempt AND status = 'dialing'"""),  # noqa: S608
         {"status": status.value, "id": dial.campaign_lead_id, "attempt": dial.attempt, **values},
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def stale_before(now: datetime, lease_seconds: int) -> datetime:
-    return now - timedelta(seconds=lease_seconds)

@@ -11,7 +11,7 @@ import logging
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, insert
@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app import db, http
 from app.campaigns import queries
-from app.campaigns.client import ElevenLabsClient, OutboundCall
+from app.campaigns.client import ElevenLabsClient, OutboundCall, default_client
 from app.config import get_settings
 from app.models import CallLog, Conversation
 
@@ -39,7 +39,7 @@ def run_campaign(campaign_id: uuid.UUID, now: datetime) -> dict[str, Any]:
                  campaign.agent_id)  # fmt: skip
         queries.expire_reservations(
             session, campaign_id, error=WORKER_STOPPED,
-            before=queries.stale_before(now, settings.dial_lease_seconds),
+            before=now - timedelta(seconds=settings.dial_lease_seconds),
         )  # fmt: skip
         quota = queries.get_quota(session, campaign_id, now)
         remaining = max(0, quota.cap - quota.calls_today)
@@ -68,10 +68,8 @@ def run_campaign(campaign_id: uuid.UUID, now: datetime) -> dict[str, Any]:
 def _place_all(campaign: Row[Any], dials: list[Row[Any]]) -> int:
     if not dials:
         return 0
-    settings = get_settings()
-    api_key = settings.elevenlabs_api_key.get_secret_value() if settings.elevenlabs_api_key else ""
-    client = ElevenLabsClient(settings.elevenlabs_api_base_url, api_key)
-    workers = min(settings.dial_concurrency, len(dials))
+    client = default_client()
+    workers = min(get_settings().dial_concurrency, len(dials))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dial") as pool:
         return sum(pool.map(lambda dial: _place(client, campaign, dial), dials))
 

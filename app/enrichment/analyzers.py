@@ -63,13 +63,13 @@ class RuleAnalyzer:
             return EMPTY_TRANSCRIPT
         said = [m.text.strip() for m in spoken if m.role == USER]
         caller = " ".join(said).lower()
-        outcome = _outcome(caller)
+        outcome = matched_outcome(caller) or ("completed" if caller else "no_conversation")
         topics = _topics(" ".join(m.text for m in spoken).lower())
         return Analysis(
             summary=_summary(len(spoken), len(said), topics, outcome),
             sentiment=_sentiment(caller),
             outcome=outcome,
-            key_points=[line for line in said if _is_key_point(line)][:MAX_KEY_POINTS],
+            key_points=key_points(said),
             topics=topics,
         )
 
@@ -90,11 +90,17 @@ def build_analyzer(settings: Settings) -> Analyzer:
     return RuleAnalyzer()
 
 
-def _outcome(caller: str) -> Outcome:
+def matched_outcome(caller: str) -> Outcome | None:
+    """The first outcome whose phrases the caller's (lowercased) words contain."""
     for outcome, phrases in OUTCOME_PHRASES:
         if any(phrase in caller for phrase in phrases):
             return outcome
-    return "completed" if caller else "no_conversation"
+    return None
+
+
+def key_points(said: list[str]) -> list[str]:
+    """The caller's lines worth keeping: questions and commitments, the first few."""
+    return [line for line in said if _is_key_point(line)][:MAX_KEY_POINTS]
 
 
 def _topics(text: str) -> list[str]:

@@ -72,7 +72,8 @@ def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drai
     results = run(work, api_keys)
     done = [r for r in results if isinstance(r, Enriched)]
     failed = _store(lease, done, [r for r in results if isinstance(r, Failed)], settings)
-    stored = [r.type for r in done if r.item_id not in {f.item_id for f in failed}]
+    failed_ids = {f.item_id for f in failed}
+    stored = [r.type for r in done if r.item_id not in failed_ids]
     return Drained(
         claimed=len(lease.ids),
         transcripts=stored.count(EnrichmentType.transcript),

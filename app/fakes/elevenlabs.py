@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -55,7 +55,6 @@ class _Conversation:
     started: int
     reads: int = 0
     script: tuple[tuple[str, str], ...] = SCRIPT
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class FakeElevenLabs:

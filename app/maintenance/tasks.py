@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from app import db
 from app.celery import periodic_task
@@ -42,11 +42,11 @@ def prune(table: str, *, retention: timedelta, batch: int) -> int:
         f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("  # noqa: S608 (PRUNABLE's constants)
         f"SELECT ctid FROM {table} WHERE {PRUNABLE[table]} LIMIT :batch))"
     )
+    with db.session_scope() as session:  # the database's clock, read once
+        cutoff = session.scalar(select(func.now() - retention))
     deleted = 0
     while True:
         with db.session_scope() as session:
-            cutoff = session.scalar(text("SELECT now() - CAST(:retention AS interval)"),
-                                    {"retention": retention})  # fmt: skip
             count: int = session.execute(delete, {"cutoff": cutoff, "batch": batch}).rowcount  # type: ignore[attr-defined]
         deleted += count
         if count < batch:

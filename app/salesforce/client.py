@@ -132,21 +132,23 @@ def refresh_access_token(
         "client_id": client_id,
         "client_secret": client_secret,
     }
-    url = f"{login_url.rstrip('/')}/services/oauth2/token"
-    try:
-        response = requests.post(url, data=form, timeout=OAUTH_TIMEOUT)
-    except requests.RequestException as error:
-        raise SalesforceRetryable(f"POST /services/oauth2/token: {type(error).__name__}") from error
-    if response.status_code == 400 and _oauth_error(response) == "invalid_grant":
-        raise SalesforceReauthRequired(f"token refresh refused: {http.describe(response)}")
-    http.raise_for_status(response, retryable=SalesforceRetryable, fatal=SalesforceError)
+    response = http.send(
+        http.build_session(login_url, {}), "POST",
+        f"{login_url.rstrip('/')}/services/oauth2/token", data=form, timeout=OAUTH_TIMEOUT,
+        retryable=SalesforceRetryable, fatal=SalesforceError, check=_check_oauth,
+    )  # fmt: skip
     return dict(response.json())
 
 
-def _oauth_error(response: requests.Response) -> str:
-    """The `error` of an OAuth error body, e.g. invalid_grant."""
+def _check_oauth(response: requests.Response) -> None:
+    """invalid_grant (HTTP 400) means a person must authorise again."""
     try:
         body = json.loads(response.text)
     except ValueError:
-        return ""
-    return str(body.get("error", "")) if isinstance(body, dict) else ""
+        return
+    if (
+        response.status_code == 400
+        and isinstance(body, dict)
+        and body.get("error") == "invalid_grant"
+    ):
+        raise SalesforceReauthRequired(f"token refresh refused: {http.describe(response)}")

@@ -107,7 +107,7 @@ def _sync_object(
     mark = integration.sync_state.get(sobject) or NO_WATERMARK
     log.info("[sync] fetching %ss integration_id=%s", sobject, integration.id)
     fetched = 0
-    for batch in client.query(soql(sobject, mark["SystemModstamp"]), batch_size=2000):
+    for batch in client.query(soql(sobject, mark["SystemModstamp"])):
         fresh = [
             r
             for r in batch

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app import crypto, db
@@ -36,7 +37,7 @@ Progress = Callable[[Result], None]
 
 
 class PageFailed(Exception):
-    """Fetching the page at `cursor` failed; the Ultravox error is the cause."""
+    """Fetching or storing the page at `cursor` failed; the error is the cause."""
 
     def __init__(self, cursor: str | None) -> None:
         super().__init__(f"page at cursor {cursor!r} failed")
@@ -103,8 +104,7 @@ def _run(
                 and time.monotonic() < deadline
             )
             pending = fetch(next_cursor, next_size) if go_on else None
-            with db.session_scope() as session:
-                result = _store_page(session, job, cursor, page, page_size)
+            result = _stored(job, cursor, page, page_size)
             report(result)
             if result["status"] != SyncJobStatus.in_progress or not go_on:
                 return result
@@ -112,6 +112,18 @@ def _run(
             page_size = _page_size(job.max_calls, imported)
             if page_size != next_size:  # fewer calls were new than expected: ask again
                 pending = None
+
+
+def _stored(job: _Job, cursor: str | None, page: CallsPage, page_size: int) -> Result:
+    """The page stored in its own transaction; a failure names the page's cursor, since the
+    pages before it are already committed."""
+    try:
+        with db.session_scope() as session:
+            return _store_page(session, job, cursor, page, page_size)
+    except OperationalError:
+        raise  # the database itself: the task retries
+    except Exception as error:
+        raise PageFailed(cursor) from error
 
 
 def _page_size(max_calls: int, imported: int) -> int:

@@ -13,7 +13,7 @@ from app.celery import Queue, app, periodic_task
 from app.config import get_settings
 from app.enrichment import tasks as enrichment_tasks
 from app.ultravox import queries, service
-from app.ultravox.client import UltravoxRetryable
+from app.ultravox.client import UltravoxError, UltravoxRetryable
 
 CLAIM_BATCH = 3  # seed 000: each invocation processes up to 3 jobs
 PAGE_RETRIES = 3
@@ -59,8 +59,12 @@ def process_sync_page(self: Task[Any, Any], job_id: str, cursor: str | None) -> 
         if isinstance(error, UltravoxRetryable) and self.request.retries < PAGE_RETRIES:
             countdown = get_settings().task_retry_seconds
             raise self.retry(args=(job_id, failure.cursor), countdown=countdown) from error
-        suffix = f" (after {PAGE_RETRIES} retries)" if isinstance(error, UltravoxRetryable) else ""
-        result = service.fail_job(job, failure.cursor, f"{error}{suffix}")
+        if isinstance(error, UltravoxError):
+            retried = isinstance(error, UltravoxRetryable)
+            message = f"{error} (after {PAGE_RETRIES} retries)" if retried else str(error)
+        else:  # storing the page failed, and would fail the same way again
+            message = f"{type(error).__name__}: {error}"
+        result = service.fail_job(job, failure.cursor, message)
     except OperationalError:
         raise  # the database itself: retried above; beat re-claims the job if that fails too
     except Exception as error:

@@ -18,9 +18,11 @@ from app.config import Settings
 from app.webhooks.ingest import Event
 
 ACCEPT = """
-WITH queued AS (
+WITH body AS (
+    SELECT $3::text::jsonb AS doc
+), queued AS (
     INSERT INTO webhook_queue (agency_id, event_type, payload)
-    VALUES ($1, $2, $3::text::jsonb)
+    SELECT $1, $2, doc FROM body
     ON CONFLICT (agency_id, event_type, (payload #>> '{call,callId}')) DO NOTHING
     RETURNING id
 ), item AS (
@@ -34,7 +36,7 @@ INSERT INTO webhook_logs (
     agency_id, request_method, request_path, request_headers, request_body,
     validation_success, queue_item_id, source_ip
 )
-SELECT $1, $5, $6, $7::text::jsonb, $3::text::jsonb, true, (SELECT id FROM item LIMIT 1),
+SELECT $1, $5, $6, $7::text::jsonb, (SELECT doc FROM body), true, (SELECT id FROM item LIMIT 1),
     $8::text::inet
 RETURNING EXISTS (SELECT FROM queued)
 """
@@ -47,8 +49,11 @@ INSERT INTO webhook_logs (
 VALUES ($1, $2, $3, $4::text::jsonb, $5::text::jsonb, false, $6, $7::text::inet)
 """
 
+# decrypt_api_key is STRICT: a secret not set comes back NULL.
 SECRETS = """
-SELECT webhook_secret_encrypted, webhook_secret_previous_encrypted FROM agencies WHERE id = $1
+SELECT decrypt_api_key(webhook_secret_encrypted, $2),
+       decrypt_api_key(webhook_secret_previous_encrypted, $2)
+FROM agencies WHERE id = $1
 """
 
 
@@ -74,8 +79,6 @@ class WebhookStore:
         self._secret_cache_seconds = secret_cache_seconds
         # Agency -> (its secrets, when to look again); a lookup costs as much as the insert.
         self._secrets: dict[uuid.UUID, tuple[list[str], float]] = {}
-        # Ciphertext -> secret, so that looking again does not decrypt again.
-        self._decrypted: dict[bytes, str] = {}
 
     @classmethod
     async def connect(cls, settings: Settings) -> WebhookStore:
@@ -97,10 +100,10 @@ class WebhookStore:
         cached = self._secrets.get(agency_id)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        row = await self._pool.fetchrow(SECRETS, agency_id)
+        row = await self._pool.fetchrow(SECRETS, agency_id, self._encryption_key)
         if row is None:
             return None
-        secrets = [await self._decrypt(ciphertext) for ciphertext in row if ciphertext is not None]
+        secrets = [secret for secret in row if secret is not None]
         self._secrets[agency_id] = (secrets, time.monotonic() + self._secret_cache_seconds)
         return secrets
 
@@ -132,14 +135,6 @@ class WebhookStore:
             reason,
             request.source_ip,
         )
-
-    async def _decrypt(self, ciphertext: bytes) -> str:
-        if ciphertext not in self._decrypted:
-            plain = await self._pool.fetchval(
-                "SELECT decrypt_api_key($1, $2)", ciphertext, self._encryption_key
-            )
-            self._decrypted[ciphertext] = plain
-        return self._decrypted[ciphertext]
 
 
 async def _keep(_: asyncpg.Connection) -> None:

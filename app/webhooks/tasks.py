@@ -52,7 +52,7 @@ def request_drain() -> None:
 
 
 def forget_drain_request() -> None:
-    """Drop the pending-drain mark, after purging the broker of the drain it stood for."""
+    """Drop the pending-drain mark: its drain is starting (or the broker was purged)."""
     drains.forget(DRAIN_REQUESTED)
 
 

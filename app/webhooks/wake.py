@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from app.drains import REQUEST_TTL_MS
+from app import drains
 from app.webhooks.tasks import DRAIN_REQUESTED
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,7 @@ class DrainWaker:
         while self._poked:
             self._poked = False
             try:
-                if await self._redis.set(DRAIN_REQUESTED, 1, nx=True, px=REQUEST_TTL_MS):
-                    await self._send()
+                await drains.request_async(self._redis, DRAIN_REQUESTED, self._send)
             except Exception:  # the events are committed: beat's next tick drains them
                 log.warning("could not wake the webhook drain; beat will", exc_info=True)
             await asyncio.sleep(self._window)

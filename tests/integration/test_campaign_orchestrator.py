@@ -3,7 +3,7 @@ instants: eligibility, order, quota, call windows in the lead's timezone, reserv
 
 from __future__ import annotations
 
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -265,12 +265,8 @@ def test_two_runs_at_once_dial_each_lead_once(
     campaign = make_campaign(session, daily_call_cap=1000)
     leads = [enroll(session, campaign) for _ in range(40)]
     fake_elevenlabs.inject("slow", times=40, seconds=0.05)
-    results: list[dict[str, Any]] = []
-    threads = [threading.Thread(target=lambda: results.append(run(campaign))) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(max_workers=2) as pool:  # .result() re-raises a run's error
+        results = [f.result() for f in [pool.submit(run, campaign) for _ in range(2)]]
     assert sum(r["placed"] for r in results) == 40
     assert all(dialled(fake_elevenlabs, *leads))
     assert len(fake_elevenlabs.dials) == 40

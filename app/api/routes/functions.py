@@ -48,6 +48,9 @@ def run_function(name: str) -> dict[str, Any]:
 
 
 def _periodic(name: str) -> Any:
-    """The periodic task named after a seed function, its module imported if it was not yet."""
-    celery_app.loader.import_default_modules()
+    """The periodic task named after a seed function."""
     return celery_app.tasks.get(f"periodic.{name}")
+
+
+# An API process imports only some task modules by itself; these routes need them all.
+celery_app.loader.import_default_modules()
