@@ -13,7 +13,7 @@ from celery import Celery, Task
 from celery.signals import beat_init, setup_logging, worker_process_init
 from kombu import Queue as KombuQueue
 
-from app import cron_logs, db, logs
+from app import cron_logs, db, logs, metrics
 from app.config import load_or_exit
 
 SCHEDULE_FILE = Path(__file__).resolve().parent.parent / "celerybeat-schedule.py"
@@ -71,6 +71,8 @@ app.conf.update(
 if SCHEDULE_FILE.exists():
     app.conf.beat_schedule = runpy.run_path(str(SCHEDULE_FILE))["BEAT_SCHEDULE"]
 
+
+metrics.count_finished_tasks()
 
 P = ParamSpec("P")
 

@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from app import metrics
 from app.models import ProcessingStatus
 
 LEASE_EXPIRED = "lease expired: the worker stopped before finishing"
@@ -104,7 +105,8 @@ def claim(
         )
         .returning(c.id, c.status, c.processing_started_at)
     )
-    rows = [row for row in session.execute(stmt) if row.status == status.processing]
+    with metrics.timed_claim(queue.model.__tablename__):
+        rows = [row for row in session.execute(stmt) if row.status == status.processing]
     # now() is the transaction's start, so every row of one claim has the same lease.
     return Lease(rows[0].processing_started_at if rows else None, [row.id for row in rows])
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, func, select, text, update
 from sqlalchemy.orm import Session
 
-from app import queue
+from app import metrics, queue
 from app.models import ProcessingStatus, SyncQueueItem
 
 _CLAIM = """
@@ -38,11 +38,13 @@ CLAIM_RETRIES = text(_CLAIM.format(
 
 
 def claim_pending(session: Session, *, limit: int, lease: timedelta) -> list[Row[Any]]:
-    return list(session.execute(CLAIM_PENDING, {"limit": limit, "lease": lease}))
+    with metrics.timed_claim("sync_queue"):
+        return list(session.execute(CLAIM_PENDING, {"limit": limit, "lease": lease}))
 
 
 def claim_retries(session: Session, *, limit: int) -> list[Row[Any]]:
-    return list(session.execute(CLAIM_RETRIES, {"limit": limit}))
+    with metrics.timed_claim("sync_queue"):
+        return list(session.execute(CLAIM_RETRIES, {"limit": limit}))
 
 
 def _ours(item_id: uuid.UUID, leased_at: datetime | None) -> ColumnElement[bool]:

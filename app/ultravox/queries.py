@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.models import Agency, HistoricalSyncJob, SyncJobStatus
 from app.ultravox.schemas import StartSync
 
@@ -26,7 +27,8 @@ class NotCancellable(Exception):
 def claim_sync_jobs(session: Session, *, limit: int, lease_seconds: int) -> list[Row[Any]]:
     """claim_sync_jobs_batch: lease up to `limit` jobs, oldest first; rows of (id, cursor)."""
     stmt = text("SELECT id, cursor FROM claim_sync_jobs_batch(:limit, :lease)")
-    return list(session.execute(stmt, {"limit": limit, "lease": lease_seconds}))
+    with metrics.timed_claim("historical_sync_jobs"):
+        return list(session.execute(stmt, {"limit": limit, "lease": lease_seconds}))
 
 
 def start_page(session: Session, job_id: uuid.UUID, cursor: str | None) -> HistoricalSyncJob | None:

@@ -1,4 +1,4 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, and the Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from typing import Any
 
 import redis
 from fastapi import APIRouter, Response, status
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import db
+from app import db, metrics
 from app.config import get_settings
 
 router = APIRouter(tags=["health"])
@@ -45,3 +46,17 @@ def _broker_ok() -> bool:
             return bool(client.ping())
     except redis.RedisError:
         return False
+
+
+@router.get("/metrics")
+def prometheus_metrics() -> Response:
+    """Queue depth from the database; task outcomes and claim times the workers recorded."""
+    try:
+        body = metrics.exposition()
+    except (SQLAlchemyError, redis.RedisError) as error:
+        return Response(
+            f"metrics unavailable: {type(error).__name__}\n",
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            media_type="text/plain",
+        )
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
