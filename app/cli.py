@@ -209,22 +209,20 @@ def salesforce_connect(
 ) -> None:
     """Create a business and its Salesforce integration with sync on; print the integration id.
     Its first run refreshes the access token."""
-    from app import crypto, db
-    from app.models import Business, Integration
+    from app import db
+    from app.models import Business
+    from app.salesforce import queries
 
     load_or_exit()
     with db.session_scope() as session:
         business = Business(name=business_name)
         session.add(business)
         session.flush()
-        integration = Integration(
-            business_id=business.id, provider="salesforce", config={"syncEnabled": True},
-            instance_url=instance_url,
-            refresh_token_encrypted=crypto.encrypt(session, refresh_token),
-        )  # fmt: skip
-        session.add(integration)
-        session.flush()
-        typer.echo(integration.id)
+        typer.echo(
+            queries.connect(
+                session, business.id, instance_url=instance_url, refresh_token=refresh_token
+            )
+        )
 
 
 @fake_cli.command("bubble")
@@ -333,33 +331,44 @@ def sync_cancel(job: JobId) -> None:
 def queue_stats() -> None:
     """Rows per queue and status, the oldest pending row's age, dead rows, jobs in flight."""
     from rich.console import Console
-    from rich.table import Table
 
     from app import db
-    from app.queue_stats import STATUSES, jobs_in_flight
+    from app.queue_stats import as_table, jobs_in_flight
     from app.queue_stats import queue_stats as read_stats
 
     load_or_exit()
     with db.session_scope() as session:
         stats, jobs = read_stats(session), jobs_in_flight(session)
-    table = Table("queue", *STATUSES, "oldest pending", "dead")
-    for row in stats:
-        age = "-" if row.oldest_pending is None else str(row.oldest_pending).split(".")[0]
-        table.add_row(row.name, *(str(row.counts[s]) for s in STATUSES), age, str(row.dead))
     console = Console()
-    console.print(table)
+    console.print(as_table(stats))
     console.print(f"historical sync jobs in flight: {jobs}")
 
 
 @cli.command("demo")
 def demo(
-    calls: Annotated[int, typer.Option(min=1, help="Calls in the fake Ultravox.")] = 500,
+    calls: Annotated[int, typer.Option(min=1, help="Calls in the fake Ultravox to import.")] = 500,
+    webhook_calls: Annotated[int, typer.Option(min=1, help="Calls whose webhooks are sent.")] = 20,
+    leads: Annotated[int, typer.Option(min=1, help="Contacts in the fake Salesforce.")] = 25,
+    ultravox_api_key: Annotated[
+        str | None, typer.Option(envvar="ULTRAVOX_API_KEY", help="Import from the real Ultravox.")
+    ] = None,
+    salesforce_instance_url: Annotated[
+        str | None, typer.Option(help="Sync the leads of this real Salesforce org.")
+    ] = None,
+    salesforce_refresh_token: Annotated[
+        str | None, typer.Option(envvar="SALESFORCE_REFRESH_TOKEN", help="That org's token.")
+    ] = None,
 ) -> None:
-    """Run worker, beat, API and fake Ultravox; import calls; show what happened; stop."""
+    """Run every flow against fake providers (or real Ultravox and Salesforce), with a worker,
+    beat and the API; show live progress and a summary; stop everything."""
+    from app.demo import RealProviders
     from app.demo import run as run_demo
 
-    load_or_exit()
-    run_demo(calls=calls)
+    settings = load_or_exit()
+    if salesforce_instance_url and not settings.salesforce_client_id:
+        raise typer.BadParameter("a real Salesforce org needs SALESFORCE_CLIENT_ID and _SECRET")
+    real = RealProviders(ultravox_api_key, salesforce_instance_url, salesforce_refresh_token)
+    run_demo(calls=calls, webhook_calls=webhook_calls, leads=leads, real=real)
 
 
 def main() -> None:

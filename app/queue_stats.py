@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -49,3 +50,11 @@ def jobs_in_flight(session: Session) -> int:
         )
         or 0
     )
+
+
+def as_table(stats: list[QueueStats]) -> Table:
+    table = Table("queue", *STATUSES, "oldest pending", "dead")
+    for row in stats:
+        age = "-" if row.oldest_pending is None else str(row.oldest_pending).split(".")[0]
+        table.add_row(row.name, *(str(row.counts[s]) for s in STATUSES), age, str(row.dead))
+    return table

@@ -58,8 +58,9 @@ class _Conversation:
 
 
 class FakeElevenLabs:
-    def __init__(self, api_key: str) -> None:
+    def __init__(self, api_key: str, *, conversation_prefix: str = "conv_fake") -> None:
         self.api_key = api_key
+        self.conversation_prefix = conversation_prefix  # ids stay unique across fakes with another
         self._lock = threading.Lock()
         self._faults: list[tuple[str, dict[str, Any]]] = []
         self._dials: list[Dial] = []
@@ -109,7 +110,10 @@ class FakeElevenLabs:
         with self._lock:
             number = next(self._ids)
             conversation = _Conversation(
-                f"conv_fake{number:08d}", body["agent_id"], body["to_number"], int(time.time())
+                f"{self.conversation_prefix}{number:08d}",
+                body["agent_id"],
+                body["to_number"],
+                int(time.time()),
             )
             self._conversations[conversation.conversation_id] = conversation
             return conversation

@@ -27,6 +27,20 @@ _ENABLED = (
 )
 
 
+def connect(
+    session: Session, business_id: uuid.UUID, *, instance_url: str, refresh_token: str
+) -> uuid.UUID:
+    """The business's Salesforce integration with sync on; its first run refreshes the access
+    token."""
+    integration = Integration(
+        business_id=business_id, provider=PROVIDER, config={"syncEnabled": True},
+        instance_url=instance_url, refresh_token_encrypted=crypto.encrypt(session, refresh_token),
+    )  # fmt: skip
+    session.add(integration)
+    session.flush()
+    return integration.id
+
+
 LEAD_COLUMNS = {
     "source": Text, "source_id": Text, "first_name": Text, "last_name": Text, "email": Text,
     "phone": Text, "company": Text, "do_not_call": Boolean,
