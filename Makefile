@@ -1,4 +1,4 @@
-.PHONY: setup services demo test lint bench
+.PHONY: setup services demo test chaos lint bench
 
 setup:
 	bash scripts/bootstrap.sh
@@ -12,6 +12,9 @@ demo: setup services
 
 test: setup services
 	.venv/bin/pytest
+
+chaos: setup services
+	CHAOS_FULL=1 .venv/bin/pytest -m chaos
 
 lint: setup
 	.venv/bin/ruff check .

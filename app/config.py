@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     service_token: SecretStr | None = Field(default=None, min_length=16)
 
     ultravox_api_base_url: str = "https://api.ultravox.ai"
+    ultravox_timeout_seconds: float = Field(default=30.0, gt=0)  # DESIGN.md: 30 s
     elevenlabs_api_base_url: str = "https://api.elevenlabs.io"
     elevenlabs_api_key: SecretStr | None = None
     salesforce_client_id: str | None = None

@@ -39,24 +39,34 @@ def wait_for(
 class Worker:
     """A real `celery -A app worker` process on every queue, with its log kept in a file."""
 
-    def __init__(self, log_path: Path, *, concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        *,
+        concurrency: int = 2,
+        queues: str = "default,sync,webhooks,enrichment,campaigns",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.log_path = log_path
         self.concurrency = concurrency
+        self.queues = queues
+        self.env = env  # None: this process's environment
         self.name = f"test-{uuid.uuid4().hex[:8]}@callsync"
         self.start()
 
     def start(self) -> None:
         command = [
             sys.executable, "-m", "celery", "-A", "app", "worker",
-            "-Q", "default,sync,webhooks,enrichment,campaigns", "-c", str(self.concurrency),
+            "-Q", self.queues, "-c", str(self.concurrency),
             "--loglevel", "INFO", "--without-mingle", "--without-gossip",
             "-n", self.name,
         ]  # fmt: skip
         self._starts = self.log_path.read_text().count(" ready.") if self.log_path.exists() else 0
         self._log = self.log_path.open("a")
         self.process = subprocess.Popen(
-            command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+            command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
         wait_for(self._ready, timeout=60, what="the worker to be ready")
 
     def _ready(self) -> bool:
@@ -66,10 +76,14 @@ class Worker:
 
     def wait_idle(self) -> None:
         """Until the worker runs, holds and waits on no task, so no test sees another's."""
-        inspect = celery_app.control.inspect(destination=[self.name], timeout=2.0, limit=1)
 
         def idle() -> bool:
-            views = (inspect.active(), inspect.reserved(), inspect.scheduled())
+            # A connection of its own: a pooled one may have died with a restarted Redis.
+            with celery_app.connection_for_write() as connection:
+                inspect = celery_app.control.inspect(
+                    destination=[self.name], timeout=2.0, limit=1, connection=connection
+                )
+                views = (inspect.active(), inspect.reserved(), inspect.scheduled())
             return all(view is not None and view.get(self.name) == [] for view in views)
 
         wait_for(idle, timeout=60, what="the worker to be idle")

@@ -105,8 +105,9 @@ def _pool() -> ThreadPoolExecutor:
 def _client(api_key: str) -> UltravoxClient:
     settings = get_settings()
     return UltravoxClient(
-        settings.ultravox_api_base_url, api_key, connections=settings.enrichment_concurrency
-    )
+        settings.ultravox_api_base_url, api_key, connections=settings.enrichment_concurrency,
+        timeout=settings.ultravox_timeout_seconds,
+    )  # fmt: skip
 
 
 @lru_cache

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -331,6 +332,9 @@ class FakeUltravox:
         self._initial = _Store.build(calls)
         self._store = self._initial
         self._faults: list[Fault] = []
+        self._random_faults: dict[str, tuple[float, tuple[Fault, ...]]] = {}
+        self._rng = random.Random(0)
+        self.injected: Counter[tuple[str, str]] = Counter()  # (endpoint, kind) served so far
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._seen: list[tuple[str, str, dict[str, str]]] = []
         self._window = (0, 0)  # (second, requests in it) for the rate limit
@@ -390,9 +394,20 @@ class FakeUltravox:
             self._faults.append(fault)
         return fault
 
+    def inject_at_random(
+        self, rate: float, kinds: Sequence[Fault], *, endpoint: str = "calls", seed: int = 0
+    ) -> None:
+        """From now on, answer each request to `endpoint` with one of `kinds` (chosen at
+        random, their `times` ignored) with probability `rate`, after any queued fault."""
+        faults = tuple(_validated(Fault(f.kind, 1, dict(f.params), None, endpoint)) for f in kinds)
+        with self._lock:
+            self._random_faults[endpoint] = (rate, faults)
+            self._rng = random.Random(seed)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._random_faults.clear()
 
     def faults(self) -> list[Fault]:
         with self._lock:
@@ -406,6 +421,8 @@ class FakeUltravox:
         with self._lock:
             self.latency = self._initial_latency
             self._faults.clear()
+            self._random_faults.clear()
+            self.injected.clear()
             self._messages.clear()
             self._seen.clear()
             self._window = (0, 0)
@@ -426,13 +443,19 @@ class FakeUltravox:
 
     def _take_fault(self, endpoint: str, cursor: str) -> Fault | None:
         with self._lock:
-            for fault in self._faults:
-                if fault.endpoint == endpoint and fault.on_cursor in (None, cursor):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
+            taken = next((f for f in self._faults
+                          if f.endpoint == endpoint and f.on_cursor in (None, cursor)), None)  # fmt: skip
+            if taken is not None:
+                taken.times -= 1
+                if taken.times <= 0:
+                    self._faults.remove(taken)
+            elif endpoint in self._random_faults:
+                rate, kinds = self._random_faults[endpoint]
+                if self._rng.random() < rate:
+                    taken = self._rng.choice(kinds)
+            if taken is not None:
+                self.injected[endpoint, taken.kind] += 1
+            return taken
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,6 @@ class UltravoxMalformed(UltravoxError):
 
 
 class UltravoxClient:
-    timeout = 30.0  # DESIGN.md: 30 s for Ultravox
-
     def __init__(
         self,
         base_url: str,
@@ -40,8 +38,10 @@ class UltravoxClient:
         session: requests.Session | None = None,
         *,
         connections: int = 10,
+        timeout: float = 30.0,
     ) -> None:
         self._base_url = base_url.rstrip("/")
+        self.timeout = timeout
         self._session = session or http.build_session(
             self._base_url, {"X-API-Key": api_key}, connections=connections
         )

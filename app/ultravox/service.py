@@ -72,7 +72,10 @@ def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Res
         api_key = crypto.decrypt(session, encrypted)
     if not api_key:
         return fail_job(job_id, cursor, NO_API_KEY)
-    client = UltravoxClient(get_settings().ultravox_api_base_url, api_key)
+    settings = get_settings()
+    client = UltravoxClient(
+        settings.ultravox_api_base_url, api_key, timeout=settings.ultravox_timeout_seconds
+    )
     return _run(client, job, cursor, imported, report)
 
 

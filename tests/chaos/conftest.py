@@ -1,0 +1,125 @@
+"""The chaos suite: real worker processes, faults injected, and a table of what was injected
+and what was found, printed at the end of the run.
+
+`pytest` runs a short version (CI); `CHAOS_FULL=1 pytest -m chaos` (`make chaos`) runs the full
+sizes. The workers here run with short leases and retry delays, so that what a lost worker or
+a failed attempt leaves behind comes due within seconds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from celery.beat import Scheduler
+
+from app.celery import app as celery_app
+from tests.helpers import Worker, wait_for
+
+FULL = os.environ.get("CHAOS_FULL") == "1"
+EVENTS = 20_000 if FULL else 2_000  # webhook events drained under kill -9
+CALLS = 20_000 if FULL else 2_000  # calls imported under kill -9
+KILLS = 10 if FULL else 3
+FUZZ_CASES = 10_000 if FULL else 1_000
+
+LEASE_SECONDS = 5
+CHAOS_ENV = {
+    **os.environ,
+    "LEASE_SECONDS": str(LEASE_SECONDS),
+    "RETRY_BASE_SECONDS": "0.2",
+    "RETRY_MAX_SECONDS": "1",
+    "ULTRAVOX_TIMEOUT_SECONDS": "1",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    injected: str
+    found: str
+    ok: bool
+
+
+FINDINGS: list[Finding] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(item.path).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.chaos)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not FINDINGS:
+        return
+    size = "full" if FULL else "short (CHAOS_FULL=1 for the full run)"
+    terminalreporter.section(f"chaos: what was injected, and what was found [{size}]")
+    terminalreporter.write_line("| check | injected | found | ok |")
+    terminalreporter.write_line("|---|---|---|---|")
+    for finding in FINDINGS:
+        ok = "yes" if finding.ok else "NO"
+        terminalreporter.write_line(
+            f"| {finding.check} | {finding.injected} | {finding.found} | {ok} |"
+        )
+
+
+@pytest.fixture
+def report() -> Callable[[str, str, str, bool], None]:
+    """Add a row to the table; the test still asserts what the row says."""
+
+    def add(check: str, injected: str, found: str, ok: bool = True) -> None:
+        FINDINGS.append(Finding(check, injected, found, ok))
+
+    return add
+
+
+@pytest.fixture
+def chaos_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Start workers with the chaos settings; each is stopped (or killed) afterwards."""
+    with celery_app.connection_for_write() as connection:
+        others = celery_app.control.ping(timeout=0.5, connection=connection)
+    assert not others, f"another worker would take these tasks: {others}"
+    started: list[Worker] = []
+
+    def start(queues: str = "default,webhooks", **env: str) -> Worker:
+        log = tmp_path / f"worker{len(started)}.log"
+        worker = Worker(log, queues=queues, env={**CHAOS_ENV, **env})
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+def tick(entry: str) -> None:
+    """What beat does at its minute: send the entry's periodic task."""
+    scheduler = Scheduler(app=celery_app, lazy=False)
+    scheduler.apply_entry(scheduler.schedule[entry])
+
+
+def ticking_until(entry: str, done: Callable[[], bool], *, timeout: float, what: str) -> int:
+    """Tick `entry` once a second, as a fast beat would, until `done()`; returns the ticks."""
+    ticks = 0
+
+    def tick_then_check() -> bool:
+        nonlocal ticks
+        if done():
+            return True
+        tick(entry)
+        ticks += 1
+        return wait_for_quietly(done, 1.0)
+
+    wait_for(tick_then_check, timeout=timeout, what=what)
+    return ticks
+
+
+def wait_for_quietly(condition: Callable[[], bool], seconds: float) -> bool:
+    try:
+        wait_for(condition, timeout=seconds)
+    except AssertionError:
+        return False
+    return True
