@@ -26,8 +26,9 @@ COMPLETED = WebhookEvent.status == ProcessingStatus.completed
 SMALL_BATCHES = "50"  # a slower drain, so that the outage lands in the middle of it
 
 
-def queue_events(agency: uuid.UUID, seed: int) -> int:
-    calls = generate_calls(EVENTS // len(LIFECYCLE), seed=seed, live_every=0)
+def queue_events(agency: uuid.UUID, seed: int, events: int = EVENTS) -> int:
+    """Every lifecycle event of `events` / 4 calls, queued; returns the number of calls."""
+    calls = generate_calls(events // len(LIFECYCLE), seed=seed, live_every=0)
     rows = [
         {"agency_id": agency, "event_type": event,
          "payload": {"event": event, "call": call_at(call, event)}}

@@ -1,0 +1,79 @@
+"""Ultravox failing one request in ten (429, 5xx, timeouts, malformed bodies) through a whole
+import and its enrichment: all the work completes, and every failure's reason is logged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.fakes.ultravox import FakeUltravox, Fault, generate_calls
+from app.models import Call, EnrichmentItem, HistoricalSyncJob, ProcessingStatus, SyncJobStatus
+from tests.chaos.conftest import FULL, ticking_until
+from tests.chaos.test_kills import count, scalar
+from tests.helpers import ApiClient, Worker, make_agency, make_member
+
+CALLS = 5_000 if FULL else 1_000
+RATE = 0.10
+# A timeout is an answer slower than ULTRAVOX_TIMEOUT_SECONDS (1 s in the chaos workers).
+TRANSIENT = [Fault("429", params={"retry_after": 0}), Fault("503"),
+             Fault("slow", params={"seconds": 1.5})]  # fmt: skip
+# How each kind shows in the worker's log.
+REASONS = {"429": "429", "5xx": "503", "slow": "no answer within 1s", "malformed": "malformed"}
+
+
+@pytest.mark.timeout(600)
+def test_one_request_in_ten_failing_still_completes_all_the_work(
+    session: Session,
+    api: ApiClient,
+    fake_ultravox: FakeUltravox,
+    chaos_worker: Callable[..., Worker],
+    report: Callable[..., None],
+) -> None:
+    fake_ultravox.add_calls(generate_calls(CALLS, seed=41))
+    # A malformed page fails its sync job by design; on the messages endpoint it fails only
+    # that item's attempt, which is retried.
+    fake_ultravox.inject_at_random(RATE, TRANSIENT, endpoint="calls", seed=1)
+    fake_ultravox.inject_at_random(RATE, [*TRANSIENT, Fault("malformed")], endpoint="messages",
+                                   seed=2)  # fmt: skip
+    agency = make_agency(session)
+    headers = {"Authorization": f"Bearer {make_member(session, agency, 'owner')}"}
+    worker = chaos_worker("default,sync,enrichment")
+    response = api.post("/api/historical-syncs",
+                        json={"date_to": "2030-01-01T00:00:00Z", "max_calls": 100_000},
+                        headers=headers)  # fmt: skip
+    assert response.status_code == 201, response.text
+
+    def all_done() -> bool:
+        finished = (SyncJobStatus.completed, SyncJobStatus.failed)
+        job_done = scalar(select(HistoricalSyncJob.status)) in finished
+        open_items = count(EnrichmentItem, EnrichmentItem.status != ProcessingStatus.completed)
+        return job_done and open_items == 0 and count(Call, Call.analysis.is_(None)) == 0
+
+    ticking_until("process-enrichment-queue", all_done, timeout=500, what="all the work")
+    fake_ultravox.clear_faults()
+    worker.wait_idle()
+
+    job = scalar(select(HistoricalSyncJob))
+    ended = sum(1 for call in fake_ultravox.calls if call["ended"] is not None)
+    retried_items = count(EnrichmentItem, EnrichmentItem.attempts > 0)
+    log = worker.log_path.read_text()
+    injected = dict(sorted((f"{endpoint} {kind}", n)
+                           for (endpoint, kind), n in fake_ultravox.injected.items()))  # fmt: skip
+    found = {kind: log.count(reason) for kind, reason in REASONS.items()}
+    requests = len(fake_ultravox.requests_seen)
+    report(
+        "Ultravox faults on 10% of requests",
+        f"{sum(injected.values())} faults in {requests:,} requests: {injected}",
+        f"job {job.status.value}, {job.imported_calls:,} of {ended:,} ended calls imported; "
+        f"{count(Call, Call.analysis.is_not(None)):,} transcribed and analysed; "
+        f"{retried_items} items needed another attempt; log lines naming each reason: {found}",
+        job.status == SyncJobStatus.completed and all(found.values()),
+    )
+    assert job.status == SyncJobStatus.completed
+    assert job.imported_calls == ended == count(Call)
+    assert count(Call, Call.transcript_fetched_at.is_not(None)) == ended
+    assert int(scalar(select(func.count()).select_from(EnrichmentItem))) == 2 * ended
+    assert all(found.values()), f"a failure without its reason in the log: {found}"
