@@ -125,16 +125,14 @@ class WebhookStore:
     async def reject(
         self, agency_id: uuid.UUID | None, request: LoggedRequest, reason: str
     ) -> None:
-        await self._pool.execute(
-            REJECT,
-            agency_id,
-            request.method,
-            request.path,
-            json.dumps(request.headers),
-            request.body,
-            reason,
-            request.source_ip,
-        )
+        """Log a refused request; a body that jsonb refuses (a \\u0000 escape) is left out."""
+        headers = json.dumps(request.headers)
+        values = (agency_id, request.method, request.path, headers, request.body, reason)
+        try:
+            await self._pool.execute(REJECT, *values, request.source_ip)
+        except asyncpg.DataError as error:
+            unstored = (*values[:4], None, f"{reason}; body not stored: {error}")
+            await self._pool.execute(REJECT, *unstored, request.source_ip)
 
 
 async def _keep(_: asyncpg.Connection) -> None:

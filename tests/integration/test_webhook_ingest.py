@@ -154,6 +154,8 @@ REJECTIONS: list[tuple[str, dict[str, Any], int, str]] = [
      "call.callId is not a UUID"),
     ("NUL", {"body": BODY.replace(b'"summary": ', b'"summary": "\\u0000", "x": ')}, 400,
      "body cannot be stored"),
+    ("NUL in a refused body", {"body": b'{"event": "call.unknown", "x": "\\u0000"}'}, 400,
+     "unknown event 'call.unknown'"),
     ("form", {"headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415,
      "Content-Type must be application/json"),
     ("too large", {"body": b'{"event": "call.ended", "pad": "' + b"x" * (1 << 20) + b'"}'}, 413,
@@ -184,8 +186,10 @@ def test_every_rejection_is_answered_and_logged_with_its_reason(
     assert entry.validation_error is not None
     assert reason in entry.validation_error
     assert entry.queue_item_id is None
-    parses = case not in {"not json", "NUL", "too large"}
-    assert (entry.request_body is not None) == parses
+    stored = case not in {"not json", "NUL", "NUL in a refused body", "too large"}
+    assert (entry.request_body is not None) == stored
+    if case == "NUL in a refused body":
+        assert "body not stored: unsupported Unicode escape sequence" in entry.validation_error
 
 
 @pytest.mark.parametrize("agency_path", [str(uuid.uuid4()), "not-a-uuid"])
