@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
 from app.api.routes import functions, health, historical_syncs, webhooks
@@ -31,8 +33,16 @@ async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         await api.state.webhook_store.close()
 
 
+async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+    """422 naming each error's place, message and type. The offending input is not echoed
+    back: it may hold a secret, and it may not even be JSON that can be sent (Infinity)."""
+    errors = [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     api = FastAPI(title="callsync", version="0.1.0", lifespan=lifespan)
+    api.exception_handlers[RequestValidationError] = invalid_request
     api.state.settings = settings or get_settings()
     api.include_router(health.router)
     api.router.routes.append(webhooks.route)

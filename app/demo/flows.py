@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from app import agencies, db, security
 from app.demo.stack import Providers, service_token
-from app.fakes.ultravox import call_at, generate_calls, send_webhook
+from app.fakes.ultravox import FakeUltravox, call_at, generate_calls, send_webhook
 from app.models import AgencyRole, Business, Campaign, CampaignStatus, SyncOperation, SyncQueueItem
 from app.salesforce import queries as salesforce
 
@@ -59,13 +59,12 @@ def set_up(api_url: str, providers: Providers) -> Demo:
     return Demo(api_url, agency_id, business_id, secret, headers)
 
 
-def send_webhooks(demo: Demo, providers: Providers, count: int) -> int:
-    """Every lifecycle event of `count` new calls, as Ultravox signs them, one delivered twice;
-    returns how many distinct events were sent."""
+def send_webhooks(demo: Demo, fake: FakeUltravox, count: int) -> int:
+    """Every lifecycle event of `count` new calls of the fake, as Ultravox signs them, one
+    delivered twice; returns how many distinct events were sent."""
     calls = generate_calls(count, seed=7, start=datetime.now(UTC) - timedelta(hours=1),
                            live_every=0)  # fmt: skip
-    if providers.ultravox is not None:
-        providers.ultravox.add_calls(calls)  # so that their transcripts can be fetched
+    fake.add_calls(calls)  # so that their transcripts can be fetched
     url = f"{demo.api_url}/webhooks/ultravox/{demo.agency_id}"
     for call in calls:
         for event in WEBHOOK_EVENTS:

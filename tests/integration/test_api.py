@@ -78,6 +78,16 @@ def test_an_invalid_body_gets_422_naming_the_field(
     assert field in response.text
 
 
+@pytest.mark.parametrize("body", [b"Infinity", b'{"date_to": "2030-01-01", "max_calls": NaN}'])
+def test_a_body_that_cannot_be_echoed_back_still_gets_422(
+    api: ApiClient, owner: tuple[uuid.UUID, dict[str, str]], body: bytes
+) -> None:
+    headers = {**owner[1], "Content-Type": "application/json"}
+    response = api.post("/api/historical-syncs", data=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert "input" not in response.json()["detail"][0]
+
+
 def test_a_second_active_job_gets_409(
     api: ApiClient, owner: tuple[uuid.UUID, dict[str, str]]
 ) -> None:
