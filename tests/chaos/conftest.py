@@ -9,15 +9,22 @@ a failed attempt leaves behind comes due within seconds.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery.beat import Scheduler
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
+from app import db
 from app.celery import app as celery_app
-from tests.helpers import Worker, wait_for
+from app.fakes.ultravox import call_at, generate_calls
+from app.models import WebhookEvent
+from tests.helpers import ApiClient, Worker, make_agency, make_member, wait_for
 
 FULL = os.environ.get("CHAOS_FULL") == "1"
 EVENTS = 20_000 if FULL else 2_000  # webhook events drained under kill -9
@@ -25,6 +32,7 @@ CALLS = 20_000 if FULL else 2_000  # calls imported under kill -9
 KILLS = 10 if FULL else 3
 FUZZ_CASES = 10_000 if FULL else 1_000
 
+LIFECYCLE = ("call.started", "call.joined", "call.ended", "call.billed")
 LEASE_SECONDS = 5
 CHAOS_ENV = {
     **os.environ,
@@ -123,3 +131,36 @@ def wait_for_quietly(condition: Callable[[], bool], seconds: float) -> bool:
     except AssertionError:
         return False
     return True
+
+
+def scalar(statement: Any) -> Any:
+    """One value, read in a transaction of its own (the test's session may be stale)."""
+    with db.session_scope() as session:
+        return session.scalar(statement)
+
+
+def count(model: Any, *where: Any) -> int:
+    return int(scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def queue_events(agency: uuid.UUID, *, seed: int, events: int) -> int:
+    """Every lifecycle event of `events` / 4 calls, queued; returns the number of calls."""
+    calls = generate_calls(events // len(LIFECYCLE), seed=seed, live_every=0)
+    rows = [
+        {"agency_id": agency, "event_type": event,
+         "payload": {"event": event, "call": call_at(call, event)}}
+        for call in calls for event in LIFECYCLE
+    ]  # fmt: skip
+    with db.session_scope() as setup:
+        setup.execute(insert(WebhookEvent), rows)
+    return len(calls)
+
+
+def start_sync(api: ApiClient, session: Session) -> uuid.UUID:
+    """A new agency's owner starts an import of every call, through the API."""
+    owner = make_member(session, make_agency(session), "owner")
+    response = api.post("/api/historical-syncs",
+                        json={"date_to": "2030-01-01T00:00:00Z", "max_calls": 100_000},
+                        headers={"Authorization": f"Bearer {owner}"})  # fmt: skip
+    assert response.status_code == 201, response.text
+    return uuid.UUID(response.json()["id"])

@@ -17,8 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.fakes.ultravox import sign
 from app.models import HistoricalSyncJob, WebhookEvent, WebhookLog
-from tests.chaos.conftest import FUZZ_CASES
-from tests.chaos.test_kills import count
+from tests.chaos.conftest import FUZZ_CASES, count
 from tests.helpers import ApiClient, make_agency, make_member
 
 SECRET = "whsec_fuzz"

@@ -11,9 +11,8 @@ from sqlalchemy.orm import Session
 
 from app.fakes.ultravox import FakeUltravox, Fault, generate_calls
 from app.models import Call, EnrichmentItem, HistoricalSyncJob, ProcessingStatus, SyncJobStatus
-from tests.chaos.conftest import FULL, ticking_until
-from tests.chaos.test_kills import count, scalar
-from tests.helpers import ApiClient, Worker, make_agency, make_member
+from tests.chaos.conftest import FULL, count, scalar, start_sync, ticking_until
+from tests.helpers import ApiClient, Worker
 
 CALLS = 5_000 if FULL else 1_000
 RATE = 0.10
@@ -38,13 +37,8 @@ def test_one_request_in_ten_failing_still_completes_all_the_work(
     fake_ultravox.inject_at_random(RATE, TRANSIENT, endpoint="calls", seed=1)
     fake_ultravox.inject_at_random(RATE, [*TRANSIENT, Fault("malformed")], endpoint="messages",
                                    seed=2)  # fmt: skip
-    agency = make_agency(session)
-    headers = {"Authorization": f"Bearer {make_member(session, agency, 'owner')}"}
     worker = chaos_worker("default,sync,enrichment")
-    response = api.post("/api/historical-syncs",
-                        json={"date_to": "2030-01-01T00:00:00Z", "max_calls": 100_000},
-                        headers=headers)  # fmt: skip
-    assert response.status_code == 201, response.text
+    start_sync(api, session)
 
     def all_done() -> bool:
         finished = (SyncJobStatus.completed, SyncJobStatus.failed)

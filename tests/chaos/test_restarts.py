@@ -5,38 +5,21 @@ from __future__ import annotations
 
 import subprocess
 import time
-import uuid
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from app import db
 from app.fakes.ultravox import call_at, generate_calls, send_webhook
 from app.models import Call, EnrichmentItem, ProcessingStatus, WebhookEvent
 from app.webhooks import tasks as webhook_tasks
-from tests.chaos.conftest import tick, ticking_until, wait_for_quietly
-from tests.chaos.test_kills import LIFECYCLE, count
+from tests.chaos.conftest import count, queue_events, tick, ticking_until, wait_for_quietly
 from tests.helpers import ROOT, ApiClient, Worker, make_agency, wait_for
 
 EVENTS = 4_000
 SECRET = "whsec_restart"
 COMPLETED = WebhookEvent.status == ProcessingStatus.completed
 SMALL_BATCHES = "50"  # a slower drain, so that the outage lands in the middle of it
-
-
-def queue_events(agency: uuid.UUID, seed: int, events: int = EVENTS) -> int:
-    """Every lifecycle event of `events` / 4 calls, queued; returns the number of calls."""
-    calls = generate_calls(events // len(LIFECYCLE), seed=seed, live_every=0)
-    rows = [
-        {"agency_id": agency, "event_type": event,
-         "payload": {"event": event, "call": call_at(call, event)}}
-        for call in calls for event in LIFECYCLE
-    ]  # fmt: skip
-    with db.session_scope() as setup:
-        setup.execute(insert(WebhookEvent), rows)
-    return len(calls)
 
 
 def start_services() -> None:
@@ -86,7 +69,7 @@ def assert_all_applied_once(calls: int) -> tuple[int, int]:
 def test_redis_restarted_mid_drain_loses_nothing_and_resumes_within_two_ticks(
     session: Session, chaos_worker: Callable[..., Worker], report: Callable[..., None]
 ) -> None:
-    calls = queue_events(make_agency(session, webhook_secret=SECRET), seed=21)
+    calls = queue_events(make_agency(session, webhook_secret=SECRET), seed=21, events=EVENTS)
     worker = chaos_worker("default,webhooks", WEBHOOK_BATCH_SIZE=SMALL_BATCHES)
     _, before = drain_under(restart_redis)
     # Each tick stands for one of beat's minutes; the worker reconnects on its own meanwhile.
@@ -118,7 +101,7 @@ def test_postgres_restarted_mid_drain_tasks_retry_and_nothing_is_lost(
     report: Callable[..., None],
 ) -> None:
     agency = make_agency(session, webhook_secret=SECRET)
-    calls = queue_events(agency, seed=22)
+    calls = queue_events(agency, seed=22, events=EVENTS)
     worker = chaos_worker("default,webhooks", WEBHOOK_BATCH_SIZE=SMALL_BATCHES)
     before, after = drain_under(lambda: restart_postgres(down_seconds=2))
     session.close()  # its connection died with the server

@@ -38,8 +38,7 @@ from app.models import (
     SyncQueueItem,
 )
 from tests.campaigns import enroll
-from tests.chaos.conftest import tick
-from tests.chaos.test_kills import count, scalar
+from tests.chaos.conftest import count, scalar, tick
 from tests.conftest import BUBBLE_API_TOKEN, ELEVENLABS_API_KEY, ULTRAVOX_API_KEY
 from tests.e2e.test_campaigns import all_day
 from tests.helpers import ApiClient, Worker, make_agency, make_member, wait_for

@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session
 from app import db
 from app.fakes.ultravox import FakeUltravox
 from app.models import CronJobLog, EnrichmentItem, HistoricalSyncJob, SyncJobStatus, WebhookEvent
-from tests.chaos.conftest import CHAOS_ENV
-from tests.chaos.test_kills import count, scalar
-from tests.chaos.test_restarts import COMPLETED, queue_events
+from tests.chaos.conftest import CHAOS_ENV, count, queue_events, scalar
+from tests.chaos.test_restarts import COMPLETED
 from tests.helpers import ROOT, Worker, make_agency, wait_for
 
 EVENTS = 2_000
