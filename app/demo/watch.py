@@ -100,7 +100,7 @@ def summary(console: Console, final: dict[str, Figure], job: dict[str, Any]) -> 
     console.print(table)
     console.print(
         f"historical sync {job['status']}: {job['imported_calls']} calls imported, "
-        f"{job['skipped_calls']} skipped (still live)"
+        f"{job['skipped_calls']} skipped (live, or stored already)"
     )
     with db.session_scope() as session:
         console.print(queue_stats.as_table(queue_stats.queue_stats(session)))
