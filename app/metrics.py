@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,6 +26,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 from redis import RedisError
+from redis.client import Pipeline
 
 from app import db, queue_stats
 from app.broker import get_redis
@@ -44,7 +45,7 @@ def count_task(queue: str, task: str, outcome: str) -> None:
 def observe_claim(queue: str, seconds: float) -> None:
     bucket = next((str(b) for b in CLAIM_BUCKETS if seconds <= b), "+Inf")
 
-    def write(pipe: Any) -> None:
+    def write(pipe: Pipeline) -> None:
         pipe.hincrby(KEY, _SEP.join(("claim", queue, bucket)), 1)
         pipe.hincrbyfloat(KEY, _SEP.join(("claim_sum", queue)), seconds)
 
@@ -59,7 +60,7 @@ def timed_claim(queue: str) -> Iterator[None]:
     observe_claim(queue, time.perf_counter() - started)
 
 
-def _record(write: Any) -> None:
+def _record(write: Callable[[Pipeline], object]) -> None:
     try:
         with get_redis().pipeline(transaction=False) as pipe:
             write(pipe)
