@@ -72,8 +72,8 @@ def _ingest(url: str, agency: uuid.UUID, *, seconds: int) -> list[Row]:
             )
         )
     rps = float(_find(r"Requests/sec:\s+([\d.]+)", output))
-    p50 = _millis(_find(r"50%\s+(\S+)", output))
-    p99 = _millis(_find(r"99%\s+(\S+)", output))
+    p50 = _millis(_find(r"(?m)^\s+50%\s+(\S+)", output))  # the distribution lines only
+    p99 = _millis(_find(r"(?m)^\s+99%\s+(\S+)", output))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
         raise SystemExit(f"ingest answered {errors.group(1)} requests with an error:\n{output}")
