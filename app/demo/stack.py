@@ -64,26 +64,15 @@ def start_providers(
 
     ultravox, ultravox_key = None, real.ultravox_api_key
     if ultravox_key is None:
-        ultravox_key = secrets.token_urlsafe(16)
-        ultravox = FakeUltravox(
-            ultravox_key, generate_calls(calls, start=datetime.now(UTC) - timedelta(days=30))
-        )
+        ultravox, ultravox_key = _fake_ultravox(calls)
         env["ULTRAVOX_API_BASE_URL"] = serve("Ultravox", ultravox)
-    salesforce, instance_url, refresh_token = None, "", real.salesforce_refresh_token
-    if refresh_token and real.salesforce_instance_url:
-        instance_url = real.salesforce_instance_url
-    else:
-        refresh_token = secrets.token_urlsafe(16)
-        salesforce = FakeSalesforce("demo-client", secrets.token_urlsafe(16), refresh_token)
-        for n in range(leads):
-            salesforce.add("Contact", FirstName="Donor", LastName=f"No. {n + 1}",
-                           Phone=f"(202) 555-{n % 10000:04d}", Email=f"donor{n + 1}@example.org")  # fmt: skip
-        instance_url = serve("Salesforce", salesforce)
-        env.update(
-            SALESFORCE_LOGIN_URL=instance_url,
-            SALESFORCE_CLIENT_ID=salesforce.client_id,
-            SALESFORCE_CLIENT_SECRET=salesforce.client_secret,
-        )
+    salesforce = None
+    instance_url, refresh_token = real.salesforce_instance_url, real.salesforce_refresh_token
+    if not (instance_url and refresh_token):
+        salesforce = _fake_salesforce(leads)
+        instance_url, refresh_token = serve("Salesforce", salesforce), salesforce.refresh_token
+        env.update(SALESFORCE_LOGIN_URL=instance_url, SALESFORCE_CLIENT_ID=salesforce.client_id,
+                   SALESFORCE_CLIENT_SECRET=salesforce.client_secret)  # fmt: skip
     # A prefix of its own: the demo's database keeps the conversations of earlier runs.
     elevenlabs = FakeElevenLabs(
         secrets.token_urlsafe(16), conversation_prefix=f"conv_demo{secrets.token_hex(4)}_"
@@ -95,6 +84,23 @@ def start_providers(
                BUBBLE_API_TOKEN=bubble.token)  # fmt: skip
     return Providers(ultravox_key, ultravox, instance_url, refresh_token, salesforce, elevenlabs,
                      bubble, env)  # fmt: skip
+
+
+def _fake_ultravox(calls: int) -> tuple[FakeUltravox, str]:
+    """An account holding `calls` calls of the last month, and its API key."""
+    key = secrets.token_urlsafe(16)
+    return FakeUltravox(
+        key, generate_calls(calls, start=datetime.now(UTC) - timedelta(days=30))
+    ), key
+
+
+def _fake_salesforce(leads: int) -> FakeSalesforce:
+    """An org holding `leads` contacts with US phone numbers."""
+    org = FakeSalesforce("demo-client", secrets.token_urlsafe(16), secrets.token_urlsafe(16))
+    for n in range(1, leads + 1):
+        org.add("Contact", FirstName="Donor", LastName=f"No. {n}",
+                Phone=f"(202) 555-{n % 10000:04d}", Email=f"donor{n}@example.org")  # fmt: skip
+    return org
 
 
 def start_processes(stack: ExitStack, console: Console, providers: Providers) -> str:
