@@ -33,6 +33,9 @@ class Queue(enum.StrEnum):
     CAMPAIGNS = "campaigns"  # outbound calls and conversation syncs (ElevenLabs)
 
 
+ALL_QUEUES = ",".join(Queue)  # for `celery worker -Q`: a worker on every queue
+
+
 settings = load_or_exit()
 
 app = Celery("callsync", broker=settings.redis_url)

@@ -15,6 +15,7 @@ import requests
 from sqlalchemy.orm import Session
 
 from app import agencies, security
+from app.celery import ALL_QUEUES
 from app.celery import app as celery_app
 from app.models import AgencyRole
 
@@ -44,7 +45,7 @@ class Worker:
         log_path: Path,
         *,
         concurrency: int = 2,
-        queues: str = "default,sync,webhooks,enrichment,campaigns",
+        queues: str = ALL_QUEUES,
         env: dict[str, str] | None = None,
     ) -> None:
         self.log_path = log_path

@@ -14,7 +14,8 @@ import requests
 from sqlalchemy import text
 
 from app import agencies, db, security
-from app.demo.stack import Providers, service_token
+from app.config import get_settings
+from app.demo.stack import Providers
 from app.fakes.ultravox import FakeUltravox, call_at, generate_calls, send_webhook
 from app.models import AgencyRole, Business, Campaign, CampaignStatus, SyncOperation, SyncQueueItem
 from app.salesforce import queries as salesforce
@@ -36,6 +37,9 @@ class Demo:
     business_id: uuid.UUID
     webhook_secret: str
     headers: dict[str, str]  # an owner of the agency
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(self.api_url + path, timeout=30, **kwargs)
 
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return requests.post(self.api_url + path, timeout=30, **kwargs)
@@ -83,8 +87,7 @@ def start_sync(demo: Demo, max_calls: int) -> uuid.UUID:
 
 def sync_job(demo: Demo, job: uuid.UUID) -> dict[str, Any]:
     """get-sync-status, as the agency's owner sees it."""
-    response = requests.get(f"{demo.api_url}/api/historical-syncs/{job}", headers=demo.headers,
-                            timeout=30)  # fmt: skip
+    response = demo.get(f"/api/historical-syncs/{job}", headers=demo.headers)
     response.raise_for_status()
     result: dict[str, Any] = response.json()
     return result
@@ -100,7 +103,7 @@ def connect_salesforce(demo: Demo, providers: Providers) -> None:
 
 def run_function(demo: Demo, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """What pg_cron + pg_net did: run a periodic function now, with the service token."""
-    headers = {"Authorization": f"Bearer {service_token()}"}
+    headers = {"Authorization": f"Bearer {_service_token()}"}
     response = demo.post(f"/functions/v1/{name}", json=body, headers=headers)
     response.raise_for_status()
     result: dict[str, Any] = response.json()
@@ -135,3 +138,10 @@ def queue_signup(demo: Demo) -> None:
         session.add(SyncQueueItem(table_name="users", record_id=str(demo.business_id),
                                   operation=SyncOperation.SIGNUP_ATOMIC, payload=SIGNUP))  # fmt: skip
     run_function(demo, "bubble_sync", {"action": "process_queue_data_api"})
+
+
+def _service_token() -> str:
+    token = get_settings().service_token
+    if token is None:
+        raise SystemExit("callsync: the demo needs SERVICE_TOKEN (scripts/bootstrap.sh sets it)")
+    return token.get_secret_value()

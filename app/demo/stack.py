@@ -20,7 +20,7 @@ import requests
 from rich.console import Console
 
 from app import processes
-from app.config import get_settings
+from app.celery import ALL_QUEUES
 from app.fakes import server
 from app.fakes.bubble import FakeBubble
 from app.fakes.elevenlabs import FakeElevenLabs
@@ -28,7 +28,6 @@ from app.fakes.salesforce import FakeSalesforce
 from app.fakes.ultravox import FakeUltravox, generate_calls
 
 LOG_DIR = processes.ROOT / "var" / "demo"
-QUEUES = "default,sync,webhooks,enrichment,campaigns"
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ def _processes(
     celery = [sys.executable, "-m", "celery", "-A", "app"]
     yield (
         "worker",
-        [*celery, "worker", "-Q", QUEUES, "-c", "2", "-l", "INFO"],
+        [*celery, "worker", "-Q", ALL_QUEUES, "-c", "2", "-l", "INFO"],
         lambda log: " ready." in log,
     )
     yield "beat", [*celery, "beat", "-l", "INFO"], lambda log: "beat: Starting" in log
@@ -141,10 +140,3 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.ConnectionError:
         return False
-
-
-def service_token() -> str:
-    token = get_settings().service_token
-    if token is None:
-        raise SystemExit("callsync: the demo needs SERVICE_TOKEN (scripts/bootstrap.sh sets it)")
-    return token.get_secret_value()

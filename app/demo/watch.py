@@ -30,14 +30,12 @@ FIGURES = {
     "analyses": "SELECT count(analysis), count(ended) FROM calls WHERE agency_id = :agency",
     "Salesforce leads synced": "SELECT (SELECT count(*) FROM leads WHERE business_id = :business),"
     " sum(records_created + records_updated) FROM sync_logs WHERE business_id = :business",
-    # One conversation per enrolled lead: its call was placed, then it ended.
+    # One conversation per enrolled lead once its call is placed; each ends done or failed.
     "calls placed": "SELECT (SELECT count(*) FROM conversations WHERE business_id = :business),"
     " count(*) FROM campaign_leads JOIN campaigns c ON c.id = campaign_id"
     " WHERE c.business_id = :business",
-    "conversations finished": "SELECT (SELECT count(*) FROM conversations"
-    " WHERE business_id = :business AND status IN ('done', 'failed')),"
-    " count(*) FROM campaign_leads JOIN campaigns c ON c.id = campaign_id"
-    " WHERE c.business_id = :business",
+    "conversations finished": "SELECT count(*) FILTER (WHERE status IN ('done', 'failed')),"
+    " count(*) FROM conversations WHERE business_id = :business",
     "signups pushed to Bubble": "SELECT count(*) FILTER (WHERE status = 'completed'), count(*)"
     " FROM sync_queue WHERE record_id = CAST(:business AS text)",
 }

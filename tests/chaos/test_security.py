@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from app import db, security
 from app.broker import get_redis
+from app.celery import ALL_QUEUES
 from app.config import get_settings
 from app.fakes.bubble import FakeBubble
 from app.fakes.elevenlabs import FakeElevenLabs
@@ -85,7 +86,7 @@ def test_no_secret_reaches_a_log_a_log_table_a_message_or_a_result(
     webhook_secret = f"whsec_{secrets.token_hex(12)}"
     agency = make_agency(session, webhook_secret=webhook_secret)
     owner_token = make_member(session, agency, "owner")
-    worker = chaos_worker("default,sync,webhooks,enrichment,campaigns", LOG_LEVEL="DEBUG")
+    worker = chaos_worker(ALL_QUEUES, LOG_LEVEL="DEBUG")
 
     # Webhooks, with credentials a proxy might forward beside the signature.
     url = f"{api.base_url}/webhooks/ultravox/{agency}"
