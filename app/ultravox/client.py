@@ -8,14 +8,14 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 import requests
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from app import http
-from app.ultravox.schemas import CallsPage, Message, MessagesPage
+from app.ultravox.schemas import CallsPage, Message, MessagesPage, Page
 from app.validation import first_error
 
 MESSAGES_PAGE_SIZE = 100  # the maximum is UNCONFIRMED (api-facts §1.2); most calls fit one page
-Page = TypeVar("Page", bound=BaseModel)
+AnyPage = TypeVar("AnyPage", bound=Page)
 
 
 class UltravoxError(http.ProviderError):
@@ -82,7 +82,7 @@ class UltravoxClient:
         params = {"mode": "in_call", "pageSize": MESSAGES_PAGE_SIZE, "cursor": cursor}
         return self._get_page(f"/api/calls/{call_id}/messages", params, MessagesPage)
 
-    def _get_page(self, path: str, params: dict[str, Any], model: type[Page]) -> Page:
+    def _get_page(self, path: str, params: dict[str, Any], model: type[AnyPage]) -> AnyPage:
         response = http.send(
             self._session,
             "GET",
@@ -93,7 +93,7 @@ class UltravoxClient:
             fatal=UltravoxError,
         )
         try:
-            return model.model_validate_json(response.content)
+            return model.from_body(response.content)
         except ValidationError as error:
             raise UltravoxMalformed(
                 f"malformed page from GET {path}: {first_error(error, root='body')}"

@@ -56,14 +56,14 @@ def get_encrypted_api_key(session: Session, agency_id: uuid.UUID) -> bytes | Non
 
 def lock_job_at_cursor(
     session: Session, job_id: uuid.UUID, cursor: str | None
-) -> HistoricalSyncJob | None:
-    """Lock the job if it still waits for the page at `cursor`.
+) -> SyncJobStatus | None:
+    """Lock the job if it still waits for the page at `cursor`; returns its status.
 
     A duplicate page task (a redelivered message, or a re-claim racing a slow worker) finds
     the cursor moved on and gets None, so every page is counted once.
     """
     stmt = (
-        select(HistoricalSyncJob)
+        select(HistoricalSyncJob.status)
         .where(
             HistoricalSyncJob.id == job_id,
             HistoricalSyncJob.cursor.is_not_distinct_from(cursor),
@@ -71,7 +71,7 @@ def lock_job_at_cursor(
         )
         .with_for_update()
     )
-    return session.scalars(stmt).one_or_none()
+    return session.scalar(stmt)
 
 
 def upsert_calls(session: Session, agency_id: uuid.UUID, calls: Sequence[dict[str, Any]]) -> int:
@@ -81,6 +81,21 @@ def upsert_calls(session: Session, agency_id: uuid.UUID, calls: Sequence[dict[st
         "FROM upsert_call_from_sync(:agency_id, CAST(:calls AS jsonb))"
     )
     inserted = session.scalar(stmt, {"agency_id": agency_id, "calls": json.dumps(calls)})
+    return int(inserted or 0)
+
+
+def upsert_ended_calls(session: Session, agency_id: uuid.UUID, pages: Sequence[bytes]) -> int:
+    """upsert_call_from_sync for the ended calls of whole pages of `GET /api/calls`, as they
+    came, in one round trip; returns how many were new."""
+    stmt = text(
+        "SELECT count(*) FILTER (WHERE inserted) FROM upsert_call_from_sync(:agency_id, ("
+        "  SELECT coalesce(jsonb_agg(call), '[]') "
+        "  FROM jsonb_array_elements(CAST(:pages AS jsonb)) AS page, "
+        "       jsonb_array_elements(page -> 'results') AS call "
+        "  WHERE call ->> 'ended' IS NOT NULL))"
+    )
+    pages_json = b"[" + b",".join(pages) + b"]"
+    inserted = session.scalar(stmt, {"agency_id": agency_id, "pages": pages_json.decode()})
     return int(inserted or 0)
 
 

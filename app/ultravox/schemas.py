@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 CALLS_PER_BATCH = 50  # seed 000: maximum calls fetched from Ultravox per batch
 DEFAULT_MAX_CALLS = 100  # seed 000: default limit on imported calls per job
@@ -21,7 +22,24 @@ class UltravoxCall(BaseModel):
     ended: datetime | None = None
 
 
-class CallsPage(BaseModel):
+class Page(BaseModel):
+    """A page of a list endpoint, validated, with the JSON it was read from."""
+
+    _body: bytes = PrivateAttr(b"")
+
+    @classmethod
+    def from_body(cls, body: bytes) -> Self:
+        page = cls.model_validate_json(body)
+        page._body = body
+        return page
+
+    @property
+    def body(self) -> bytes:
+        """The page as it came: its objects can be stored without serialising them again."""
+        return self._body
+
+
+class CallsPage(Page):
     """`PaginatedCallList`: follow `next` until it is null."""
 
     next: str | None = None
@@ -41,7 +59,7 @@ class Message(BaseModel):
     timespan: dict[str, str] | None = None
 
 
-class MessagesPage(BaseModel):
+class MessagesPage(Page):
     """One page of `GET /api/calls/{id}/messages`: the same envelope as the calls list."""
 
     next: str | None = None
@@ -58,6 +76,14 @@ class StartSync(BaseModel):
     date_from: datetime | None = None
     date_to: datetime
     max_calls: int = Field(default=DEFAULT_MAX_CALLS, ge=1, le=100_000)
+
+    @field_validator("date_from", "date_to")
+    @classmethod
+    def _utc_unless_said(cls, value: datetime | None) -> datetime | None:
+        """A datetime without an offset is read as UTC."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> StartSync:

@@ -1,9 +1,10 @@
 """process-historical-sync: import a job's calls from Ultravox page by page (seed 000).
 
-A page task imports a run of pages: each page is committed on its own (upsert, counters and
-cursor in one transaction), and while one page is being stored the next one is already being
-fetched. After a few seconds the task hands the job on to a fresh task at the current cursor,
-so one message carries many pages without holding a worker for long.
+A page task imports a run of pages. A thread fetches them ahead (app.ultravox.fetch_ahead)
+while the task stores what has arrived: the pages of a batch are upserted, counted and the
+cursor moved past them in one transaction. After a few seconds the task hands the job on to
+a fresh task at the current cursor, so one message carries many pages without holding a
+worker for long.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
@@ -24,8 +26,9 @@ from app import crypto, db
 from app.config import get_settings
 from app.models import SyncJobStatus
 from app.ultravox import queries
-from app.ultravox.client import UltravoxClient, UltravoxError, cursor_from_next
-from app.ultravox.schemas import CALLS_PER_BATCH, DEFAULT_MAX_CALLS, CallsPage
+from app.ultravox.client import UltravoxClient, cursor_from_next
+from app.ultravox.fetch_ahead import FetchAhead, Fetched, PageFailed
+from app.ultravox.schemas import DEFAULT_MAX_CALLS, CallsPage
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +37,6 @@ RUN_SECONDS = 2.0  # how long one task imports before handing the job on
 
 Result = dict[str, Any]
 Progress = Callable[[Result], None]
-
-
-class PageFailed(Exception):
-    """Fetching or storing the page at `cursor` failed; the error is the cause."""
-
-    def __init__(self, cursor: str | None) -> None:
-        super().__init__(f"page at cursor {cursor!r} failed")
-        self.cursor = cursor
 
 
 @dataclass(frozen=True)
@@ -59,7 +54,7 @@ def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Res
     Safe to run twice for the same cursor: a page is written only by the run that finds the
     job still at that page's cursor. Returns the seed's per-job result of the last page;
     status `in_progress` means the caller dispatches the job again at result["cursor"].
-    Raises PageFailed when Ultravox fails.
+    Raises PageFailed when Ultravox fails, or storing a batch of pages does.
     """
     with db.session_scope() as session:
         row = queries.start_page(session, job_id, cursor)
@@ -87,50 +82,38 @@ def _run(
     report: Progress,
 ) -> Result:
     deadline = time.monotonic() + RUN_SECONDS
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ultravox-prefetch") as prefetch:
-
-        def fetch(at: str | None, size: int) -> Future[CallsPage]:
-            return prefetch.submit(_fetch, client, job, at, size)
-
-        page_size = _page_size(job.max_calls, imported)
-        pending: Future[CallsPage] | None = fetch(cursor, page_size)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ultravox-fetch-ahead") as pool:
         while True:
-            page = _result(pending or fetch(cursor, page_size), cursor)
-            next_cursor = cursor_from_next(page.next)
-            # Fetch the next page while this one is stored, if it is likely to be wanted.
-            expected = imported + sum(1 for call in page.results if call.ended is not None)
-            next_size = _page_size(job.max_calls, expected)
-            go_on = (
-                bool(next_cursor)
-                and len(page.results) == page_size
-                and next_size > 0
-                and time.monotonic() < deadline
-            )
-            pending = fetch(next_cursor, next_size) if go_on else None
-            result = _stored(job, cursor, page, page_size)
-            report(result)
-            if result["status"] != SyncJobStatus.in_progress or not go_on:
+            ahead = FetchAhead(
+                partial(_fetch, client, job), cursor,
+                max_calls=job.max_calls, imported=imported, deadline=deadline,
+            )  # fmt: skip
+            pool.submit(ahead.run)
+            try:
+                while pages := ahead.take():
+                    result = _stored(job, cursor, pages)
+                    report(result)
+                    if result["status"] != SyncJobStatus.in_progress:
+                        return result
+                    imported, cursor = result["imported_calls"], result["cursor"]
+            finally:
+                ahead.stop()
+            # The fetcher stops at the deadline, or where it expected max_calls to be reached;
+            # calls that were already stored can leave the job short of max_calls there.
+            if time.monotonic() >= deadline:
                 return result
-            imported, cursor = result["imported_calls"], next_cursor
-            page_size = _page_size(job.max_calls, imported)
-            if page_size != next_size:  # fewer calls were new than expected: ask again
-                pending = None
 
 
-def _stored(job: _Job, cursor: str | None, page: CallsPage, page_size: int) -> Result:
-    """The page stored in its own transaction; a failure names the page's cursor, since the
-    pages before it are already committed."""
+def _stored(job: _Job, cursor: str | None, pages: list[Fetched]) -> Result:
+    """The pages stored in one transaction; a failure names the first page's cursor, since
+    the pages before it are already committed."""
     try:
         with db.session_scope() as session:
-            return _store_page(session, job, cursor, page, page_size)
+            return _store_pages(session, job, cursor, pages)
     except OperationalError:
         raise  # the database itself: the task retries
     except Exception as error:
         raise PageFailed(cursor) from error
-
-
-def _page_size(max_calls: int, imported: int) -> int:
-    return max(0, min(CALLS_PER_BATCH, max_calls - imported))
 
 
 def _fetch(client: UltravoxClient, job: _Job, cursor: str | None, size: int) -> CallsPage:
@@ -139,27 +122,21 @@ def _fetch(client: UltravoxClient, job: _Job, cursor: str | None, size: int) -> 
     )
 
 
-def _result(pending: Future[CallsPage], cursor: str | None) -> CallsPage:
-    try:
-        return pending.result()
-    except UltravoxError as error:
-        raise PageFailed(cursor) from error
-
-
-def _store_page(
-    session: Session, job: _Job, cursor: str | None, page: CallsPage, page_size: int
-) -> Result:
-    """Upsert the page's ended calls and move the job on, in the caller's transaction."""
-    ended = [call.model_dump(mode="json") for call in page.results if call.ended is not None]
-    next_cursor = cursor_from_next(page.next)
-    locked = queries.lock_job_at_cursor(session, job.id, cursor)
-    if locked is None:
+def _store_pages(session: Session, job: _Job, cursor: str | None, pages: list[Fetched]) -> Result:
+    """Upsert the pages' ended calls and move the job past them, in the caller's transaction."""
+    calls = [call for fetched in pages for call in fetched.page.results]
+    ended = sum(1 for call in calls if call.ended is not None)
+    last = pages[-1]
+    next_cursor = cursor_from_next(last.page.next)
+    status = queries.lock_job_at_cursor(session, job.id, cursor)
+    if status is None:
         return _superseded(job.id, cursor)
-    imported = queries.upsert_calls(session, job.agency_id, ended) if ended else 0
-    skipped = len(page.results) - imported
+    bodies = [fetched.page.body for fetched in pages]
+    imported = queries.upsert_ended_calls(session, job.agency_id, bodies) if ended else 0
+    skipped = len(calls) - imported
     totals = queries.update_sync_job_progress(
-        session, job.id, cursor=next_cursor, processed=len(page.results),
-        imported=imported, skipped=skipped, failed=0, total=page.total,
+        session, job.id, cursor=next_cursor, processed=len(calls),
+        imported=imported, skipped=skipped, failed=0, total=last.page.total,
     )  # fmt: skip
     result: Result = {
         "job_id": str(job.id),
@@ -171,8 +148,10 @@ def _store_page(
         "imported_calls": totals.imported_calls,
         "total_calls": totals.total_calls,
     }
-    reason = _completion_reason(totals.imported_calls, job.max_calls, next_cursor, page, page_size)
-    if locked.status == SyncJobStatus.cancelled:
+    reason = _completion_reason(
+        totals.imported_calls, job.max_calls, next_cursor, last.page, last.size
+    )
+    if status == SyncJobStatus.cancelled:
         result["status"] = SyncJobStatus.cancelled.value
     elif reason:
         queries.complete_sync_job(session, job.id)

@@ -14,6 +14,7 @@ from app.config import get_settings
 from app.enrichment import tasks as enrichment_tasks
 from app.ultravox import queries, service
 from app.ultravox.client import UltravoxError, UltravoxRetryable
+from app.ultravox.fetch_ahead import PageFailed
 
 CLAIM_BATCH = 3  # seed 000: each invocation processes up to 3 jobs
 PAGE_RETRIES = 3
@@ -53,7 +54,7 @@ def process_sync_page(self: Task[Any, Any], job_id: str, cursor: str | None) -> 
         result = service.import_pages(
             job, cursor, report=lambda meta: self.update_state(state="PROGRESS", meta=meta)
         )
-    except service.PageFailed as failure:
+    except PageFailed as failure:
         error = failure.__cause__
         # tenacity already retried within the request; now retry the page from its cursor.
         if isinstance(error, UltravoxRetryable) and self.request.retries < PAGE_RETRIES:

@@ -165,7 +165,8 @@ def test_a_wrong_key_fails_the_job_without_retrying(
 def test_cancel_lets_the_page_in_flight_land_then_stops(
     client: ApiClient, headers: dict[str, str], fake_ultravox: FakeUltravox, session: Session
 ) -> None:
-    fake_ultravox.inject("slow", seconds=1.5, on_cursor="")
+    # Every page is slow, so the first one lands alone, while the second is still on its way.
+    fake_ultravox.inject("slow", times=3, seconds=1.5)
     job_id = start(client, headers, max_calls=1000)
     wait_for(lambda: list_requests(fake_ultravox), what="the first page request")
     response = client.post(f"/api/historical-syncs/{job_id}/cancel", headers=headers)
@@ -178,7 +179,7 @@ def test_cancel_lets_the_page_in_flight_land_then_stops(
     wait_for(first_page_landed, what="the page in flight to land")
     job = client.get(f"/api/historical-syncs/{job_id}", headers=headers).json()
     assert (job["status"], job["imported_calls"]) == ("cancelled", len(stored_call_ids(session)))
-    # The next page may have been fetched ahead while the first was stored, but nothing more.
+    # The page fetched ahead while the first was stored is dropped; the fetcher stops there.
     assert len(list_requests(fake_ultravox)) <= 2
     again = client.post(f"/api/historical-syncs/{job_id}/cancel", headers=headers)
     assert again.status_code == 409

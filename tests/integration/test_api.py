@@ -66,6 +66,8 @@ def test_a_member_cannot_start_a_sync(api: ApiClient, session: Session) -> None:
         ({**BODY, "max_calls": 0}, "max_calls"),
         ({**BODY, "max_calls": 100_001}, "max_calls"),
         ({**BODY, "date_from": "2030-01-02T00:00:00Z"}, "date_from must be before date_to"),
+        # A datetime without an offset is read as UTC, not compared with an aware one (a 500).
+        ({"date_from": 0, "date_to": "0002-01-01 00:00:00"}, "date_from must be before date_to"),
         ({**BODY, "date_to": "yesterday"}, "date_to"),
         ({**BODY, "surprise": 1}, "surprise"),
     ],
