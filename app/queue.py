@@ -10,6 +10,11 @@ lease: completing or failing a row checks it, so a worker whose lease expired an
 over changes nothing. A `processing` row whose lease expired
 belonged to a worker that died: the claim counts that run as a failed attempt and takes the
 row again, or buries it as dead when that was its last attempt.
+
+Work that is all done in the database needs no lease: `complete_due` takes due rows as
+completed in the caller's transaction, and the same transaction does the work. Its row locks
+keep other workers off until it commits; if it rolls back, or its worker dies, the rows are
+due again as they were.
 """
 
 from __future__ import annotations
@@ -111,6 +116,27 @@ def claim(
     return Lease(rows[0].processing_started_at if rows else None, [row.id for row in rows])
 
 
+def complete_due(
+    session: Session,
+    queue: QueueTable,
+    *,
+    limit: int,
+    lease: timedelta,
+    where: ColumnElement[bool] | None = None,
+) -> list[uuid.UUID]:
+    """Mark up to `limit` due rows completed, in the queue's order, for work done in the
+    caller's transaction; returns their ids."""
+    c = queue.columns
+    stmt = (
+        update(queue.model)
+        .where(c.id.in_(_due(queue, limit=limit, lease=lease, where=where)))
+        .values(status=ProcessingStatus.completed, processed_at=func.now(), error_message=None)
+        .returning(c.id)
+    )
+    with metrics.timed_claim(queue.model.__tablename__):
+        return list(session.scalars(stmt))
+
+
 def _due_kinds(
     queue: QueueTable, lease: timedelta
 ) -> list[tuple[ColumnElement[bool], Sequence[Any]]]:
@@ -181,9 +207,41 @@ def mark_failed(
 
     Returns True when the row will be retried; False when it is dead or no longer ours.
     """
+    return _fail(session, queue, _ours(queue, lease, [item_id]), error, base=base, cap=cap)
+
+
+def fail_due(
+    session: Session,
+    queue: QueueTable,
+    item_id: uuid.UUID,
+    error: str,
+    *,
+    lease: timedelta,
+    base: float,
+    cap: float,
+) -> bool:
+    """mark_failed for work done in the caller's transaction (`complete_due`) and rolled back:
+    the row is due again, and is failed unless another worker holds it or completed it."""
+    c = queue.columns
+    due = and_(c.id == item_id, or_(*(kind for kind, _ in _due_kinds(queue, lease))))
+    return _fail(session, queue, due, error, base=base, cap=cap, skip_locked=True)
+
+
+def _fail(
+    session: Session,
+    queue: QueueTable,
+    row_is: ColumnElement[bool],
+    error: str,
+    *,
+    base: float,
+    cap: float,
+    skip_locked: bool = False,
+) -> bool:
     c = queue.columns
     row = session.execute(
-        select(c.attempts, c.max_attempts).where(_ours(queue, lease, [item_id])).with_for_update()
+        select(c.id, c.attempts, c.max_attempts)
+        .where(row_is)
+        .with_for_update(skip_locked=skip_locked)
     ).one_or_none()
     if row is None:
         return False
@@ -191,7 +249,9 @@ def mark_failed(
     retry = bool(attempt < row.max_attempts)
     next_retry = func.now() + backoff_delay(attempt, base=base, cap=cap) if retry else None
     session.execute(
-        _leased(queue, lease, [item_id]).values(
+        update(queue.model)
+        .where(c.id == row.id)
+        .values(
             status=ProcessingStatus.failed,
             attempts=attempt,
             error_message=error,

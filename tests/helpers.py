@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app import agencies, security
+from app import agencies, db, security
 from app.celery import ALL_QUEUES
 from app.celery import app as celery_app
 from app.models import AgencyRole
@@ -24,7 +25,11 @@ T = TypeVar("T")
 
 
 def wait_for(
-    condition: Callable[[], T | None], *, timeout: float = 30.0, what: str = "condition"
+    condition: Callable[[], T | None],
+    *,
+    timeout: float = 30.0,
+    what: str = "condition",
+    interval: float = 0.05,
 ) -> T:
     """Poll until `condition()` is truthy and return its value; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -34,7 +39,7 @@ def wait_for(
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(interval)
 
 
 class Worker:
@@ -96,6 +101,13 @@ class Worker:
             self.process.wait(timeout=10)
         self._log.close()
 
+    def freeze(self) -> None:
+        """SIGSTOP the whole process group: its open transactions stay open, as they are."""
+        subprocess.run(["pkill", "-STOP", "-g", str(self.process.pid)], check=False)
+
+    def thaw(self) -> None:
+        subprocess.run(["pkill", "-CONT", "-g", str(self.process.pid)], check=False)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -104,6 +116,26 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._log.close()
+
+
+# Among the oldest pending events, where drains take from, those a transaction holds locked.
+EVENTS_HELD = text("""
+    WITH oldest AS (
+        SELECT id FROM webhook_queue WHERE status = 'pending' ORDER BY created_at LIMIT 2000
+    )
+    SELECT (SELECT count(*) FROM oldest) - (
+        SELECT count(*) FROM (
+            SELECT 1 FROM webhook_queue WHERE id IN (SELECT id FROM oldest)
+            FOR KEY SHARE SKIP LOCKED
+        ) AS free
+    )
+""")
+
+
+def events_held() -> int:
+    """Webhook events a drain has taken in a transaction that is still open."""
+    with db.session_scope() as session:  # commits at once: the probe's own locks go
+        return int(session.scalar(EVENTS_HELD) or 0)
 
 
 def make_agency(

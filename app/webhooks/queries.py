@@ -22,21 +22,17 @@ WEBHOOK_QUEUE = queue.QueueTable(WebhookEvent, order_by=[WebhookEvent.created_at
 APPLY = text("SELECT apply_webhook_events(:ids)").bindparams(bindparam("ids", type_=ARRAY(Uuid)))
 
 
-def claim_webhook_events(session: Session, *, limit: int, lease: timedelta) -> queue.Lease:
-    """Lease up to `limit` due events, oldest first."""
-    return queue.claim(session, WEBHOOK_QUEUE, limit=limit, lease=lease)
+def take_due_events(
+    session: Session, *, limit: int, lease: timedelta, where: ColumnElement[bool] | None = None
+) -> list[uuid.UUID]:
+    """Mark up to `limit` due events completed, oldest first, to be applied in the caller's
+    transaction: a batch that rolls back is due again, and no other drain sees it meanwhile."""
+    return queue.complete_due(session, WEBHOOK_QUEUE, limit=limit, lease=lease, where=where)
 
 
-def complete_and_apply(
-    session: Session, lease: queue.Lease, ids: Sequence[uuid.UUID] | None = None
-) -> int:
-    """Mark the leased events completed and apply them to their calls, in the caller's
-    transaction; returns how many were still ours. Completing first locks the rows, so a
-    claim that took over an expired lease can neither see nor apply them meanwhile."""
-    done = queue.mark_completed(session, WEBHOOK_QUEUE, lease, ids)
-    if done:
-        session.execute(APPLY, {"ids": done})
-    return len(done)
+def apply_events(session: Session, ids: Sequence[uuid.UUID]) -> None:
+    """apply_webhook_events: the events' calls created or brought up to date."""
+    session.execute(APPLY, {"ids": list(ids)})
 
 
 def count_due(session: Session, *, lease: timedelta) -> int:

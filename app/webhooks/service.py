@@ -1,13 +1,15 @@
 """process-webhook-queue's work: drain a batch of due events into their calls.
 
-A batch is applied in one transaction. When a payload the database refuses (a malformed
-timestamp, say) fails the batch, each event is retried on its own so that only the bad one
-fails: attempts + 1, next_retry_at with backoff, and dead at max_attempts.
+A batch is taken and applied in one transaction. When a payload the database refuses (a
+malformed timestamp, say) fails the batch, each event is taken and applied again on its own,
+so that only the bad one fails: attempts + 1, next_retry_at with backoff, and dead at
+max_attempts.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app import db, queue
 from app.config import get_settings
+from app.models import WebhookEvent
 from app.webhooks import queries
 
 log = logging.getLogger(__name__)
@@ -29,53 +32,57 @@ class Drained:
 
 
 def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drained:
-    """Claim up to `batch_size` due events and apply them.
+    """Take up to `batch_size` due events and apply them.
 
     A full batch suggests more are waiting: `on_full_batch` runs before the work, so that
-    another worker can start on the next batch meanwhile.
+    another worker can take the next batch meanwhile.
     """
-    settings = get_settings()
-    with db.session_scope() as session:
-        lease = queries.claim_webhook_events(
-            session, limit=batch_size, lease=timedelta(seconds=settings.lease_seconds)
-        )
-    if not lease.ids:
-        return Drained(0, 0, 0)
-    if len(lease.ids) == batch_size:
-        on_full_batch()
+    lease = timedelta(seconds=get_settings().lease_seconds)
+    taken: list[uuid.UUID] = []
     try:
         with db.session_scope() as session:
-            applied = queries.complete_and_apply(session, lease)
-        return Drained(len(lease.ids), applied, 0)
+            taken = queries.take_due_events(session, limit=batch_size, lease=lease)
+            if len(taken) == batch_size:
+                on_full_batch()
+            if taken:
+                queries.apply_events(session, taken)
+        return Drained(len(taken), len(taken), 0)
     except OperationalError:
-        raise  # the database itself: the task retries, the lease brings the rows back
+        raise  # the database itself: the task retries, and the rolled-back events are due
     except DBAPIError as error:
+        if not taken:
+            raise
         log.warning(
             "webhook batch failed (%s); applying its events one by one", db.error_reason(error)
         )
-    return _apply_one_by_one(lease)
+    return _apply_one_by_one(taken, lease)
 
 
-def _apply_one_by_one(lease: queue.Lease) -> Drained:
+def _apply_one_by_one(event_ids: list[uuid.UUID], lease: timedelta) -> Drained:
     settings = get_settings()
     applied = failed = 0
     with db.session_scope() as session:
-        for event_id in lease.ids:
+        for event_id in event_ids:
             try:
                 with session.begin_nested():
-                    applied += queries.complete_and_apply(session, lease, [event_id])
+                    taken = queries.take_due_events(
+                        session, limit=1, lease=lease, where=WebhookEvent.id == event_id
+                    )
+                    if taken:
+                        queries.apply_events(session, taken)
+                applied += len(taken)
             except OperationalError:
                 raise
             except DBAPIError as error:
                 failed += 1
-                queue.mark_failed(
+                queue.fail_due(
                     session,
                     queries.WEBHOOK_QUEUE,
-                    lease,
                     event_id,
                     db.error_reason(error),
+                    lease=lease,
                     base=settings.retry_base_seconds,
                     cap=settings.retry_max_seconds,
                 )
                 log.warning("webhook event %s failed: %s", event_id, db.error_reason(error))
-    return Drained(len(lease.ids), applied, failed)
+    return Drained(len(event_ids), applied, failed)

@@ -84,7 +84,10 @@ class WebhookStore:
     async def connect(cls, settings: Settings) -> WebhookStore:
         dsn = make_url(settings.database_url).set(drivername="postgresql")
         pool = await asyncpg.create_pool(
-            dsn.render_as_string(hide_password=False), min_size=2, max_size=10, reset=_keep
+            dsn.render_as_string(hide_password=False),
+            min_size=settings.webhook_db_connections,
+            max_size=settings.webhook_db_connections,
+            reset=_keep,
         )
         return cls(
             pool,

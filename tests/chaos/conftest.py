@@ -109,8 +109,11 @@ def tick(entry: str) -> None:
     scheduler.apply_entry(scheduler.schedule[entry])
 
 
-def ticking_until(entry: str, done: Callable[[], bool], *, timeout: float, what: str) -> int:
-    """Tick `entry` once a second, as a fast beat would, until `done()`; returns the ticks."""
+def ticking_until(
+    entry: str, done: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05
+) -> int:
+    """Tick `entry` once a second, as a fast beat would, until `done()` (checked every
+    `interval`); returns the ticks."""
     ticks = 0
 
     def tick_then_check() -> bool:
@@ -119,15 +122,15 @@ def ticking_until(entry: str, done: Callable[[], bool], *, timeout: float, what:
             return True
         tick(entry)
         ticks += 1
-        return wait_for_quietly(done, 1.0)
+        return wait_for_quietly(done, 1.0, interval=interval)
 
     wait_for(tick_then_check, timeout=timeout, what=what)
     return ticks
 
 
-def wait_for_quietly(condition: Callable[[], bool], seconds: float) -> bool:
+def wait_for_quietly(condition: Callable[[], bool], seconds: float, interval: float = 0.05) -> bool:
     try:
-        wait_for(condition, timeout=seconds)
+        wait_for(condition, timeout=seconds, interval=interval)
     except AssertionError:
         return False
     return True

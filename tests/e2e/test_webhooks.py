@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from app.models import (
     WebhookEvent,
 )
 from app.webhooks import tasks
-from tests.helpers import ApiClient, Worker, make_agency, wait_for
+from tests.helpers import ApiClient, Worker, events_held, make_agency, wait_for
 from tests.integration.test_cli import callsync
 
 pytestmark = pytest.mark.e2e
@@ -117,18 +116,13 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
                         .with_for_update())  # fmt: skip
         tasks.request_drain()
         wait_for(lambda: waiting_on_a_lock(session), what="a batch blocked mid-apply")
+        in_flight = events_held()
         worker.kill()
         blocker.rollback()
     try:
-        in_flight = count(session, WebhookEvent, WebhookEvent.status == ProcessingStatus.processing)
         assert in_flight > 0
-        # Time passes: the dead worker's leases run out.
-        session.execute(
-            update(WebhookEvent)
-            .where(WebhookEvent.status == ProcessingStatus.processing)
-            .values(processing_started_at=func.now() - timedelta(seconds=301))
-        )
-        session.commit()
+        # The killed batch rolls back once its backend finds the connection gone.
+        wait_for(lambda: events_held() == 0, what="the killed batch to roll back")
     finally:
         worker.start()
     tasks.request_drain()
@@ -138,8 +132,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
     transcripts = count(session, EnrichmentItem, EnrichmentItem.type == EnrichmentType.transcript)
     assert transcripts == len(calls)  # one transcript each: applied once
     assert count(session, Call, Call.last_event == "call.billed") == 1
-    retried = count(session, WebhookEvent, WebhookEvent.attempts == 1)
-    assert retried == in_flight  # the lost batch ran again, counted as one attempt
+    assert count(session, WebhookEvent, WebhookEvent.attempts > 0) == 0  # no attempt was lost
     worker.wait_idle()
 
 

@@ -6,6 +6,7 @@ import random
 import threading
 import uuid
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
@@ -174,3 +175,39 @@ def test_a_worker_whose_lease_was_taken_over_changes_nothing(session: Session) -
         assert len(queue.mark_completed(own, EVENTS, second)) == 1
     row = session.get_one(WebhookEvent, item, populate_existing=True)
     assert (row.status, row.attempts) == (ProcessingStatus.completed, 1)
+
+
+def status_of(session: Session, item: uuid.UUID) -> tuple[ProcessingStatus, int]:
+    row = session.get_one(WebhookEvent, item, populate_existing=True)
+    return row.status, row.attempts
+
+
+def test_rows_completed_in_a_transaction_that_rolls_back_are_due_again(session: Session) -> None:
+    ids = add_events(session, 3)
+    with db.get_sessionmaker()() as first, db.session_scope() as second:
+        taken = queue.complete_due(first, EVENTS, limit=2, lease=LEASE)
+        assert taken == ids[:2]
+        # While the first transaction holds them, another takes only the rest.
+        assert queue.complete_due(second, EVENTS, limit=10, lease=LEASE) == ids[2:]
+        first.rollback()  # the work failed, or its worker died
+    assert status_of(session, ids[0]) == (ProcessingStatus.pending, 0)
+    with db.session_scope() as own:
+        assert sorted(queue.complete_due(own, EVENTS, limit=10, lease=LEASE)) == sorted(ids[:2])
+    assert status_of(session, ids[0]) == (ProcessingStatus.completed, 0)
+
+
+def test_a_failure_of_work_that_rolled_back_is_recorded_unless_another_holds_the_row(
+    session: Session,
+) -> None:
+    free, held = add_events(session, 2)
+    fail_due = partial(queue.fail_due, lease=LEASE, base=30, cap=3600)
+    with db.session_scope() as own, db.session_scope() as other:
+        assert queue.complete_due(
+            other, EVENTS, limit=1, lease=LEASE, where=WebhookEvent.id == held
+        )
+        assert fail_due(own, EVENTS, free, "boom") is True
+        assert fail_due(own, EVENTS, held, "boom") is False  # skipped, locked
+    assert status_of(session, free) == (ProcessingStatus.failed, 1)
+    assert status_of(session, held) == (ProcessingStatus.completed, 0)
+    with db.session_scope() as own:  # completed meanwhile: no longer due, left alone
+        assert fail_due(own, EVENTS, held, "late") is False
