@@ -5,9 +5,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -100,6 +102,29 @@ class Worker:
             subprocess.run(["pkill", "-KILL", "-g", str(self.process.pid)], check=False)
             self.process.wait(timeout=10)
         self._log.close()
+
+    @contextmanager
+    def supervised(self) -> Iterator[list[int]]:
+        """Start the worker again whenever it exits, as `restart: unless-stopped` does; yields
+        the exit codes seen."""
+        exits: list[int] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.2):
+                code = self.process.poll()
+                if code is not None:
+                    exits.append(code)
+                    self._log.close()
+                    self.start()
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            yield exits
+        finally:
+            done.set()
+            watcher.join()
 
     def freeze(self) -> None:
         """SIGSTOP the whole process group: its open transactions stay open, as they are."""
