@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import gc
 import runpy
 from collections.abc import Callable
 from pathlib import Path
@@ -105,6 +106,10 @@ def _configure_logging(**_: Any) -> None:
 @worker_process_init.connect
 def _fresh_connections_in_child(**_: Any) -> None:
     db.dispose_after_fork()
+    # What the child inherits (the app, every module) lives as long as it does. Frozen, it is
+    # left out of the cyclic GC's passes, which otherwise walked all of it again and again:
+    # a third of a historical sync's CPU in the worker.
+    gc.freeze()
 
 
 @beat_init.connect

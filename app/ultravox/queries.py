@@ -88,11 +88,8 @@ def upsert_ended_calls(session: Session, agency_id: uuid.UUID, pages: Sequence[b
     """upsert_call_from_sync for the ended calls of whole pages of `GET /api/calls`, as they
     came, in one round trip; returns how many were new."""
     stmt = text(
-        "SELECT count(*) FILTER (WHERE inserted) FROM upsert_call_from_sync(:agency_id, ("
-        "  SELECT coalesce(jsonb_agg(call), '[]') "
-        "  FROM jsonb_array_elements(CAST(:pages AS jsonb)) AS page, "
-        "       jsonb_array_elements(page -> 'results') AS call "
-        "  WHERE call ->> 'ended' IS NOT NULL))"
+        "SELECT count(*) FILTER (WHERE inserted) FROM upsert_call_from_sync(:agency_id, "
+        "  jsonb_path_query_array(CAST(:pages AS jsonb), '$[*].results[*] ? (@.ended != null)'))"
     )
     pages_json = b"[" + b",".join(pages) + b"]"
     inserted = session.scalar(stmt, {"agency_id": agency_id, "pages": pages_json.decode()})

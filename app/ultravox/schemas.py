@@ -13,9 +13,8 @@ DEFAULT_MAX_CALLS = 100  # seed 000: default limit on imported calls per job
 
 
 class UltravoxCall(BaseModel):
-    """The fields of a Call we rely on; the whole object is stored as it came."""
-
-    model_config = ConfigDict(extra="allow")
+    """The fields of a Call we rely on; the whole object is stored as it came (Page.body), so
+    the others are not kept here."""
 
     callId: uuid.UUID
     created: datetime

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
@@ -37,6 +39,19 @@ def test_a_page_upsert_stores_each_call_once_and_queues_transcripts_for_ended_on
     assert stored.raw == calls[0]
     assert stored.ended is not None
     assert stored.end_reason == calls[0]["endReason"]
+
+
+def test_whole_pages_are_upserted_without_their_live_calls(session: Session) -> None:
+    agency = make_agency(session)
+    calls = generate_calls(6, live_every=0)
+    calls[1]["ended"] = None  # live, as the API sends it
+    del calls[2]["ended"]  # live, the field left out
+    pages = [json.dumps({"next": None, "results": calls[:3]}).encode(),
+             json.dumps({"next": None, "results": calls[3:], "total": 6}).encode()]  # fmt: skip
+    assert queries.upsert_ended_calls(session, agency, pages) == 4
+    assert queries.upsert_ended_calls(session, agency, pages) == 0  # stored already
+    stored = set(map(str, session.scalars(select(Call.ultravox_call_id))))
+    assert stored == {calls[i]["callId"] for i in (0, 3, 4, 5)}
 
 
 def test_a_call_that_ends_later_queues_its_transcript_once(session: Session) -> None:
