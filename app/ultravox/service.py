@@ -125,14 +125,14 @@ def _fetch(client: UltravoxClient, job: _Job, cursor: str | None, size: int) -> 
 def _store_pages(session: Session, job: _Job, cursor: str | None, pages: list[Fetched]) -> Result:
     """Upsert the pages' ended calls and move the job past them, in the caller's transaction."""
     calls = [call for fetched in pages for call in fetched.page.results]
-    ended = sum(1 for call in calls if call.ended is not None)
+    any_ended = any(call.ended is not None for call in calls)
     last = pages[-1]
     next_cursor = cursor_from_next(last.page.next)
     status = queries.lock_job_at_cursor(session, job.id, cursor)
     if status is None:
         return _superseded(job.id, cursor)
     bodies = [fetched.page.body for fetched in pages]
-    imported = queries.upsert_ended_calls(session, job.agency_id, bodies) if ended else 0
+    imported = queries.upsert_ended_calls(session, job.agency_id, bodies) if any_ended else 0
     skipped = len(calls) - imported
     totals = queries.update_sync_job_progress(
         session, job.id, cursor=next_cursor, processed=len(calls),

@@ -85,6 +85,11 @@ def backdate_lease(session: Session, item_id: uuid.UUID) -> None:
     session.commit()
 
 
+def status_of(session: Session, item: uuid.UUID) -> tuple[ProcessingStatus, int]:
+    row = session.get_one(WebhookEvent, item, populate_existing=True)
+    return row.status, row.attempts
+
+
 def test_an_expired_lease_is_claimed_again_and_counts_as_an_attempt(session: Session) -> None:
     [item] = add_events(session, 1)
     with db.session_scope() as own:
@@ -173,13 +178,7 @@ def test_a_worker_whose_lease_was_taken_over_changes_nothing(session: Session) -
         assert queue.mark_failed(own, EVENTS, first, item, "late", base=30, cap=3600) is False
     with db.session_scope() as own:
         assert len(queue.mark_completed(own, EVENTS, second)) == 1
-    row = session.get_one(WebhookEvent, item, populate_existing=True)
-    assert (row.status, row.attempts) == (ProcessingStatus.completed, 1)
-
-
-def status_of(session: Session, item: uuid.UUID) -> tuple[ProcessingStatus, int]:
-    row = session.get_one(WebhookEvent, item, populate_existing=True)
-    return row.status, row.attempts
+    assert status_of(session, item) == (ProcessingStatus.completed, 1)
 
 
 def test_rows_completed_in_a_transaction_that_rolls_back_are_due_again(session: Session) -> None:
