@@ -32,7 +32,8 @@ SALESFORCE_CLIENT_SECRET = "sf-test-secret"
 
 os.environ.update(
     DATABASE_URL=TEST_DATABASE_URL,
-    REDIS_URL="redis://127.0.0.1:6379/15",
+    # TEST_REDIS_URL lets two runs on one machine keep their Celery messages apart.
+    REDIS_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
     ENCRYPTION_KEY=secrets.token_urlsafe(24),
     JWT_SECRET=secrets.token_urlsafe(24),
     SERVICE_TOKEN=secrets.token_urlsafe(24),
