@@ -134,9 +134,13 @@ def get_active_campaigns(session: Session, now: datetime) -> list[Row[Any]]:
     return list(session.execute(ACTIVE_CAMPAIGNS, {"now": now}))
 
 
-def get_campaign(session: Session, campaign_id: uuid.UUID) -> Row[Any] | None:
+def lock_campaign(session: Session, campaign_id: uuid.UUID) -> Row[Any] | None:
+    """The campaign, locked until the caller's transaction ends, so that the runs of one
+    campaign read its quota and reserve its dials one at a time: a second run waits, then
+    counts the first one's reservations. NO KEY UPDATE leaves the rows that reference the
+    campaign (dials and conversations being recorded) free to be written meanwhile."""
     return session.execute(
-        text("SELECT * FROM campaigns WHERE id = :id"), {"id": campaign_id}
+        text("SELECT * FROM campaigns WHERE id = :id FOR NO KEY UPDATE"), {"id": campaign_id}
     ).one_or_none()
 
 

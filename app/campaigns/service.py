@@ -32,7 +32,7 @@ def run_campaign(campaign_id: uuid.UUID, now: datetime) -> dict[str, Any]:
     """Reserve up to the campaign's remaining daily quota of eligible leads and dial them."""
     settings = get_settings()
     with db.session_scope() as session:
-        campaign = queries.get_campaign(session, campaign_id)
+        campaign = queries.lock_campaign(session, campaign_id)
         if campaign is None:
             return {"campaign_id": str(campaign_id), "skipped": "no such campaign"}
         log.info("[campaign] id=%s name=%r agent_id=%s", campaign.id, campaign.name,

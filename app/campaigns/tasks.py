@@ -1,8 +1,9 @@
 """Celery entry points for outbound campaigns (seed: campaign-orchestrator,
 conversation-orchestrator).
 
-Beat's tick sends one task per active campaign. A task that runs twice for one campaign (a
-redelivered message, two beats) reserves different leads or none: the reservation is atomic.
+Beat's tick sends one task per active campaign. Runs of one campaign at once (a redelivered
+message, two beats, a manual run) take the campaign's lock in turn, so together they reserve
+no more than its daily cap, and never the same lead twice.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ instants: eligibility, order, quota, call windows in the lead's timezone, reserv
 
 from __future__ import annotations
 
+import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -289,3 +291,29 @@ def test_an_unknown_timezone_is_refused_by_the_database(session: Session) -> Non
         enroll(session, campaign, timezone="Mars/Olympus_Mons")
     session.rollback()
     assert session.scalar(text("SELECT is_valid_timezone('Europe/Amsterdam')")) is True
+
+
+def test_concurrent_runs_of_one_campaign_never_pass_its_daily_cap(
+    session: Session, fake_elevenlabs: FakeElevenLabs
+) -> None:
+    """Four runs of each of 16 campaigns at once (two beats, a manual run, a redelivery):
+    every run reads the quota and reserves under the campaign's lock, so the caps hold."""
+    caps = [1, 2, 3, 5] * 4
+    campaigns = [make_campaign(session, daily_call_cap=cap) for cap in caps]
+    for campaign in campaigns:
+        for _ in range(8):
+            enroll(session, campaign)
+    runs = [campaign for campaign in campaigns for _ in range(4)]
+    start = threading.Barrier(len(runs))
+
+    def race(campaign: Campaign) -> dict[str, Any]:
+        start.wait()
+        return run(campaign)
+
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        results = list(pool.map(race, runs))
+    reserved = {campaign.id: 0 for campaign in campaigns}
+    for result in results:
+        reserved[uuid.UUID(result["campaign_id"])] += result["reserved"]
+    assert [reserved[campaign.id] for campaign in campaigns] == caps
+    assert len(fake_elevenlabs.dials) == sum(caps)
