@@ -7,7 +7,8 @@ without any configuration.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,6 +17,7 @@ from typer.exceptions import Abort, Exit, TyperException
 
 from app.config import fail, load_or_exit
 from app.models.base import AgencyRole
+from app.models.campaigns import CampaignStatus
 
 cli = typer.Typer(help="Background jobs for voice-AI operations teams.", no_args_is_help=True)
 db_cli = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -36,9 +38,18 @@ salesforce_cli = typer.Typer(help="Salesforce lead sync.", no_args_is_help=True)
 cli.add_typer(salesforce_cli, name="salesforce")
 enrichment_cli = typer.Typer(help="Transcripts and analyses of ended calls.", no_args_is_help=True)
 cli.add_typer(enrichment_cli, name="enrichment")
+campaign_cli = typer.Typer(help="Outbound calling campaigns.", no_args_is_help=True)
+cli.add_typer(campaign_cli, name="campaign")
 
 AgencyId = Annotated[uuid.UUID, typer.Option("--agency", help="The agency's id.")]
 JobId = Annotated[uuid.UUID, typer.Argument(help="The sync job's id.")]
+CampaignId = Annotated[uuid.UUID, typer.Argument(help="The campaign's id.")]
+LeadsFile = Annotated[
+    Path,
+    typer.Option(
+        "--leads", exists=True, dir_okay=False, help="A CSV file of leads (see the README)."
+    ),
+]
 
 
 @db_cli.command("upgrade")
@@ -369,6 +380,126 @@ def demo(
         raise typer.BadParameter("a real Salesforce org needs SALESFORCE_CLIENT_ID and _SECRET")
     real = RealProviders(ultravox_api_key, salesforce_instance_url, salesforce_refresh_token)
     run_demo(calls=calls, webhook_calls=webhook_calls, leads=leads, real=real)
+
+
+def _window(value: str) -> tuple[time, time]:
+    opens, _, closes = value.partition("-")
+    try:
+        return time.fromisoformat(opens), time.fromisoformat(closes)
+    except ValueError:
+        raise typer.BadParameter(f"--window {value!r} is not HH:MM-HH:MM") from None
+
+
+@campaign_cli.command("create")
+def campaign_create(
+    business: Annotated[str, typer.Option(help="The business's id or name (a new name adds it).")],
+    name: Annotated[str, typer.Option(help="The campaign's name.")],
+    agent_id: Annotated[str, typer.Option(help="The ElevenLabs agent that calls.")],
+    agent_phone_number_id: Annotated[str, typer.Option(help="Its Twilio number's ElevenLabs id.")],
+    leads: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="A CSV file of leads to enrol."),
+    ] = None,
+    status: Annotated[CampaignStatus, typer.Option(help="active starts dialling.")] = (
+        CampaignStatus.draft
+    ),
+    timezone: Annotated[str, typer.Option(help="The campaign's IANA timezone.")] = (
+        "America/New_York"
+    ),
+    window: Annotated[str, typer.Option(help="Local call window, within 08:00-21:00.")] = (
+        "09:00-17:00"
+    ),
+    daily_call_cap: Annotated[int, typer.Option(min=0, help="Dials per local day.")] = 100,
+    max_attempts: Annotated[int, typer.Option(min=1, help="Attempts per lead.")] = 3,
+    retry_interval_minutes: Annotated[int, typer.Option(min=0)] = 1440,
+    exclude_dnc: Annotated[bool, typer.Option(help="Skip do-not-call leads.")] = True,
+    start_date: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    end_date: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+) -> None:
+    """Create a campaign (and enrol the leads of a CSV file); print its id."""
+    from app import db
+    from app.campaigns import operations
+
+    load_or_exit()
+    opens, closes = _window(window)
+    rows = _read_leads(leads) if leads else []
+    with db.session_scope() as session:
+        business_id, added = operations.find_or_add_business(session, business)
+        campaign = operations.create_campaign(
+            session,
+            business_id=business_id,
+            name=name,
+            status=status,
+            agent_id=agent_id,
+            agent_phone_number_id=agent_phone_number_id,
+            timezone=timezone,
+            call_window_start=opens,
+            call_window_end=closes,
+            daily_call_cap=daily_call_cap,
+            max_attempts=max_attempts,
+            retry_interval_minutes=retry_interval_minutes,
+            exclude_dnc=exclude_dnc,
+            start_date=_day(start_date),
+            end_date=_day(end_date),
+        )
+        enrolled = operations.add_leads(session, campaign.id, rows) if rows else 0
+    if added:
+        typer.echo(f"added business {business!r}: {business_id}", err=True)
+    typer.echo(f"{enrolled} leads enrolled", err=True)
+    typer.echo(campaign.id)
+
+
+@campaign_cli.command("add-leads")
+def campaign_add_leads(campaign: CampaignId, leads: LeadsFile) -> None:
+    """Enrol the leads of a CSV file in the campaign (leads already in it keep their place)."""
+    from app import db
+    from app.campaigns import operations
+
+    load_or_exit()
+    rows = _read_leads(leads)
+    with db.session_scope() as session:
+        enrolled = operations.add_leads(session, campaign, rows)
+    typer.echo(f"{enrolled} of {len(rows)} leads newly enrolled in {campaign}")
+
+
+@campaign_cli.command("set-status")
+def campaign_set_status(campaign: CampaignId, status: CampaignStatus) -> None:
+    """Activate, pause or complete a campaign."""
+    from app import db
+    from app.campaigns import operations
+
+    load_or_exit()
+    with db.session_scope() as session:
+        operations.set_status(session, campaign, status)
+    typer.echo(f"campaign {campaign} is {status.value}")
+
+
+@campaign_cli.command("show")
+def campaign_show(campaign: CampaignId) -> None:
+    """A campaign's settings, its leads by status, today's dials against its cap, and its
+    conversations."""
+    from rich.console import Console
+
+    from app import db
+    from app.campaigns import operations
+
+    load_or_exit()
+    with db.session_scope() as session:
+        progress = operations.progress(session, campaign, datetime.now(UTC))
+    Console().print(operations.as_table(progress))
+
+
+def _read_leads(path: Path) -> list[dict[str, object]]:
+    from app.campaigns import operations
+
+    try:
+        return operations.read_leads_csv(path)
+    except operations.LeadsFileError as error:
+        fail(f"error: {error}")
+
+
+def _day(value: datetime | None) -> date | None:
+    return value.date() if value else None
 
 
 def main() -> None:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, text
+from sqlalchemy import Row, func, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from app.models import CampaignLeadStatus, DialStatus
+from app.models import Campaign, CampaignLead, CampaignLeadStatus, DialStatus, Lead
 
 E164 = r"^\+[1-9][0-9]{7,14}$"
 # TCPA and the FTC's TSR: 08:00-21:00 at the called person's location (api-facts §5).
@@ -213,3 +214,56 @@ def _update_lead(
                  WHERE id = :id AND attempts = :attempt AND status = 'dialing'"""),  # noqa: S608
         {"status": status.value, "id": dial.campaign_lead_id, "attempt": dial.attempt, **values},
     )
+
+
+def enroll_leads(session: Session, campaign: Campaign, leads: list[dict[str, Any]]) -> int:
+    """Upsert `leads` into the campaign's business on (business_id, source, source_id), then
+    enrol them; returns how many were newly enrolled. A lead met twice keeps its last line."""
+    unique = list({(lead["source"], lead["source_id"]): lead for lead in leads}.values())
+    if not unique:
+        return 0
+    upsert = pg_insert(Lead).values(
+        [lead | {"business_id": campaign.business_id} for lead in unique]
+    )
+    updated = {
+        name: upsert.excluded[name] for name in unique[0] if name not in ("source", "source_id")
+    }
+    lead_ids = session.scalars(
+        upsert.on_conflict_do_update(
+            index_elements=["business_id", "source", "source_id"],
+            set_=updated | {"updated_at": func.now()},
+        ).returning(Lead.id)
+    ).all()
+    enrolled = session.scalars(
+        pg_insert(CampaignLead)
+        .values([{"campaign_id": campaign.id, "lead_id": lead_id} for lead_id in lead_ids])
+        .on_conflict_do_nothing(index_elements=["campaign_id", "lead_id"])
+        .returning(CampaignLead.id)
+    ).all()
+    return len(enrolled)
+
+
+_BY_STATUS = {
+    "leads": "SELECT status::text, count(*) FROM campaign_leads WHERE campaign_id = :campaign_id"
+    " GROUP BY 1",
+    "dials": "SELECT status::text, count(*) FROM campaign_dials WHERE campaign_id = :campaign_id"
+    " GROUP BY 1",
+    "dials_today": f"""SELECT d.status::text, count(*) FROM campaign_dials AS d
+        JOIN campaigns AS c ON c.id = d.campaign_id
+        WHERE d.campaign_id = :campaign_id
+          AND d.reserved_at >= ({_LOCAL_TODAY})::timestamp AT TIME ZONE c.timezone
+          AND d.reserved_at < ({_LOCAL_TODAY} + 1)::timestamp AT TIME ZONE c.timezone
+        GROUP BY 1""",  # noqa: S608 (constant SQL)
+    "conversations": "SELECT status, count(*) FROM conversations"
+    " WHERE campaign_id = :campaign_id GROUP BY 1",
+}
+
+
+def get_progress_counts(
+    session: Session, campaign_id: uuid.UUID, now: datetime
+) -> dict[str, dict[str, int]]:
+    """The campaign's leads, dials (all and today's) and conversations, counted by status."""
+    params = {"campaign_id": campaign_id, "now": now}
+    return {
+        name: dict(session.execute(text(sql), params).all()) for name, sql in _BY_STATUS.items()
+    }

@@ -35,7 +35,8 @@ def callsync(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 @pytest.mark.parametrize(
     "command",
     [[], ["db", "upgrade"], ["agency", "add"], ["agency", "add-member"], ["token"], ["api"],
-     ["fake", "ultravox"], ["sync", "start"], ["sync", "status"], ["sync", "cancel"], ["demo"]],
+     ["fake", "ultravox"], ["sync", "start"], ["sync", "status"], ["sync", "cancel"], ["demo"],
+     ["campaign", "create"], ["campaign", "add-leads"], ["campaign", "show"]],
 )  # fmt: skip
 def test_every_command_has_help_even_without_configuration(command: list[str]) -> None:
     bare = {"PATH": os.environ["PATH"], "HOME": "/nonexistent"}
