@@ -167,3 +167,8 @@ def start_sync(api: ApiClient, session: Session) -> uuid.UUID:
                         headers={"Authorization": f"Bearer {owner}"})  # fmt: skip
     assert response.status_code == 201, response.text
     return uuid.UUID(response.json()["id"])
+
+
+@pytest.fixture(autouse=True)
+def _isolated(clean_tables: None) -> None:
+    """Every test here uses the database (tests/conftest.py: clean_tables)."""

@@ -14,3 +14,8 @@ def client(api: ApiClient, worker: Worker) -> Iterator[ApiClient]:
     """The API, with the worker left idle afterwards so that no test sees another's tasks."""
     yield api
     worker.wait_idle()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(clean_tables: None) -> None:
+    """Every test here uses the database (tests/conftest.py: clean_tables)."""

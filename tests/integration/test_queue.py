@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from sqlalchemy import func, insert, select, update
@@ -21,8 +21,14 @@ LEASE = timedelta(minutes=5)
 
 def add_events(session: Session, count: int) -> list[uuid.UUID]:
     agency_id = make_agency(session)
-    rows = [
-        {"agency_id": agency_id, "event_type": "call.ended", "payload": {"n": n}}
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    rows = [  # a created_at each, so that FIFO order is the order of the ids returned
+        {
+            "agency_id": agency_id,
+            "event_type": "call.ended",
+            "payload": {"n": n},
+            "created_at": start + timedelta(microseconds=n),
+        }
         for n in range(count)
     ]
     ids = list(session.scalars(insert(WebhookEvent).values(rows).returning(WebhookEvent.id)))
@@ -185,7 +191,7 @@ def test_rows_completed_in_a_transaction_that_rolls_back_are_due_again(session: 
     ids = add_events(session, 3)
     with db.get_sessionmaker()() as first, db.session_scope() as second:
         taken = queue.complete_due(first, EVENTS, limit=2, lease=LEASE)
-        assert taken == ids[:2]
+        assert sorted(taken) == sorted(ids[:2])  # the oldest two; RETURNING has no order
         # While the first transaction holds them, another takes only the rest.
         assert queue.complete_due(second, EVENTS, limit=10, lease=LEASE) == ids[2:]
         first.rollback()  # the work failed, or its worker died
