@@ -4,41 +4,43 @@ arguments are ids only, so nothing secret reaches a log this way."""
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.config
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import current_task
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 from app.config import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
-# LogRecord's own attributes; anything else on a record came from `extra=` and is kept.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {
-    "message",
-    "asctime",
-    "taskName",
-    "color_message",
-}
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        event: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+class JsonFormatter(_JsonFormatter):
+    """python-json-logger's formatter: time, level, logger, message, the record's extras, and
+    the task and its id inside a Celery task."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger", "exc_info": "exception"},
+            # uvicorn's coloured copy of the message is no extra of ours
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+            json_default=str,
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        log_data["time"] = datetime.fromtimestamp(record.created, UTC).isoformat(
+            timespec="milliseconds"
+        )
+        super().add_fields(log_data, record, message_dict)
         task: Any = current_task  # a proxy: falsy outside a task
         if task and task.request.id:
-            event.update(task=task.name, task_id=task.request.id)
-        event.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
-        if record.exc_info:
-            event["exception"] = self.formatException(record.exc_info)
-        return json.dumps(event, default=str)
+            log_data.update(task=task.name, task_id=task.request.id)
 
 
 def dict_config(settings: Settings) -> dict[str, Any]:

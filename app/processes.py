@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from app import polling
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,8 +47,7 @@ def child(
 
 def wait_until(condition: Callable[[], bool], what: str, *, timeout: float = 60) -> None:
     """Poll `condition` until it holds; give up with one line after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"callsync: timed out waiting for {what}")
-        time.sleep(0.1)
+    try:
+        polling.poll(condition, timeout=timeout, interval=0.1)
+    except TimeoutError:
+        raise SystemExit(f"callsync: timed out waiting for {what}") from None

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ import requests
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app import agencies, db, security
+from app import agencies, db, polling, security
 from app.celery import ALL_QUEUES
 from app.celery import app as celery_app
 from app.models import AgencyRole
@@ -34,14 +33,10 @@ def wait_for(
     interval: float = 0.05,
 ) -> T:
     """Poll until `condition()` is truthy and return its value; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    try:
+        return polling.poll(condition, timeout=timeout, interval=interval)  # type: ignore[return-value]
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
 
 
 class Worker:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+
+from app import polling
 
 HOST = "127.0.0.1"
 
@@ -30,7 +32,12 @@ class RunningServer:
             target=self._run, name=f"fake-http-{self.port}", daemon=True
         )
         self._thread.start()
-        _wait_until(lambda: self._server.started or not self._thread.is_alive(), startup_timeout)
+        with contextlib.suppress(TimeoutError):
+            polling.poll(
+                lambda: self._server.started or not self._thread.is_alive(),
+                timeout=startup_timeout,
+                interval=0.005,
+            )
         if not self._server.started:
             self.stop()
             raise RuntimeError(f"server on {self.url} did not start") from self._error
@@ -111,9 +118,3 @@ def _config(app: Any, port: int, **options: Any) -> uvicorn.Config:
         "timeout_graceful_shutdown": 2,
     }
     return uvicorn.Config(app, host=HOST, port=port, **(defaults | options))
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.005)

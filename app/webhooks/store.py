@@ -7,15 +7,17 @@ An accepted delivery writes its webhook_queue row and its webhook_logs row in on
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass
 
 import asyncpg
+from cachetools import TTLCache
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.webhooks.ingest import Event
+
+SECRET_CACHE_SIZE = 10_000  # agencies whose secrets one API process keeps at once
 
 ACCEPT = """
 WITH body AS (
@@ -76,9 +78,10 @@ class WebhookStore:
     ) -> None:
         self._pool = pool
         self._encryption_key = encryption_key
-        self._secret_cache_seconds = secret_cache_seconds
-        # Agency -> (its secrets, when to look again); a lookup costs as much as the insert.
-        self._secrets: dict[uuid.UUID, tuple[list[str], float]] = {}
+        # Agency -> its secrets, kept a few seconds: a lookup costs as much as the insert.
+        self._secrets: TTLCache[uuid.UUID, list[str]] = TTLCache(
+            maxsize=SECRET_CACHE_SIZE, ttl=secret_cache_seconds
+        )
 
     @classmethod
     async def connect(cls, settings: Settings) -> WebhookStore:
@@ -101,13 +104,13 @@ class WebhookStore:
     async def secrets(self, agency_id: uuid.UUID) -> list[str] | None:
         """The agency's webhook secrets, current first; None when there is no such agency."""
         cached = self._secrets.get(agency_id)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        if cached is not None:
+            return cached
         row = await self._pool.fetchrow(SECRETS, agency_id, self._encryption_key)
         if row is None:
             return None
         secrets = [secret for secret in row if secret is not None]
-        self._secrets[agency_id] = (secrets, time.monotonic() + self._secret_cache_seconds)
+        self._secrets[agency_id] = secrets
         return secrets
 
     async def accept(self, agency_id: uuid.UUID, event: Event, request: LoggedRequest) -> bool:
