@@ -44,6 +44,57 @@ class Turn(BaseModel):
     time_in_call_secs: int | None = None
 
 
+class PhoneCall(BaseModel):
+    """`metadata.phone_call`, discriminated on `type` (twilio, sip_trunking, exotel)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: str
+    direction: str | None = None
+    call_sid: str | None = None
+
+
+class ConversationMetadata(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    start_time_unix_secs: int
+    call_duration_secs: int
+    accepted_time_unix_secs: int | None = None
+    termination_reason: str | None = None
+    main_language: str | None = None
+    cost: int | None = None
+    error: Any = None
+    phone_call: PhoneCall | None = None
+
+
+class EvaluationResult(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    criteria_id: str
+    result: str
+    rationale: str | None = None
+
+
+class DataCollectionResult(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    data_collection_id: str
+    value: Any = None
+    rationale: str | None = None
+
+
+class ConversationAnalysis(BaseModel):
+    """Present once the call is analysed (status done)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    call_successful: str
+    transcript_summary: str
+    call_summary_title: str | None = None
+    evaluation_criteria_results: dict[str, EvaluationResult] = {}
+    data_collection_results: dict[str, DataCollectionResult] = {}
+
+
 class ConversationDetails(BaseModel):
     """`GetConversationResponseModel`, the fields the sync reads; status moves from initiated
     through in-progress and processing to done (or failed)."""
@@ -54,8 +105,8 @@ class ConversationDetails(BaseModel):
     agent_id: str
     status: str
     transcript: list[Turn] = []
-    metadata: dict[str, Any] = {}
-    analysis: dict[str, Any] | None = None
+    metadata: ConversationMetadata
+    analysis: ConversationAnalysis | None = None
 
 
 class ElevenLabsClient:
