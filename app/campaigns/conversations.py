@@ -148,6 +148,7 @@ def _insert_events(
 
 
 def infer_outcome(said: list[str]) -> str | None:
-    """pledged, donated or not_interested from the seed's phrases, case-insensitively."""
-    outcome = matched_outcome(" ".join(said).lower())
+    """pledged, donated or not_interested from the seed's phrases, case-insensitively; "I
+    don't want to donate" is not interested."""
+    outcome = matched_outcome(said)
     return outcome if outcome in SENTIMENT else None

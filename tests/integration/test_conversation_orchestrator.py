@@ -123,6 +123,8 @@ def test_a_missing_call_sid_is_taken_from_the_history(
     ("caller", "outcome", "sentiment"),
     [("NOT INTERESTED, sorry.", "not_interested", -0.6),
      ("Sure, I'll Donate today.", "donated", 1.0),
+     ("I don't want to donate.", "not_interested", -0.6),
+     ("I'd like to donate.", "donated", 1.0),
      ("Who is this?", None, 0.0)],
 )  # fmt: skip
 def test_the_outcome_comes_from_the_callers_words(
