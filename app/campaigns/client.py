@@ -36,27 +36,26 @@ class OutboundCall(BaseModel):
     call_sid: str | None = Field(default=None, alias="callSid")
 
 
-class Turn(BaseModel):
+class _Read(BaseModel):
+    """An answer, or a part of one: the fields we read, the others ignored."""
+
     model_config = ConfigDict(extra="ignore")
 
+
+class Turn(_Read):
     role: str
     message: str | None = None
     time_in_call_secs: int | None = None
 
 
-class PhoneCall(BaseModel):
+class PhoneCall(_Read):
     """`metadata.phone_call`, discriminated on `type` (twilio, sip_trunking, exotel)."""
 
-    model_config = ConfigDict(extra="ignore")
-
     type: str
-    direction: str | None = None
     call_sid: str | None = None
 
 
-class ConversationMetadata(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class ConversationMetadata(_Read):
     start_time_unix_secs: int
     call_duration_secs: int
     accepted_time_unix_secs: int | None = None
@@ -67,26 +66,16 @@ class ConversationMetadata(BaseModel):
     phone_call: PhoneCall | None = None
 
 
-class EvaluationResult(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    criteria_id: str
-    result: str
-    rationale: str | None = None
+class EvaluationResult(_Read):
+    result: str  # success, failure or unknown
 
 
-class DataCollectionResult(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    data_collection_id: str
+class DataCollectionResult(_Read):
     value: Any = None
-    rationale: str | None = None
 
 
-class ConversationAnalysis(BaseModel):
+class ConversationAnalysis(_Read):
     """Present once the call is analysed (status done)."""
-
-    model_config = ConfigDict(extra="ignore")
 
     call_successful: str
     transcript_summary: str
@@ -95,11 +84,9 @@ class ConversationAnalysis(BaseModel):
     data_collection_results: dict[str, DataCollectionResult] = {}
 
 
-class ConversationDetails(BaseModel):
+class ConversationDetails(_Read):
     """`GetConversationResponseModel`, the fields the sync reads; status moves from initiated
     through in-progress and processing to done (or failed)."""
-
-    model_config = ConfigDict(extra="ignore")
 
     conversation_id: str
     agent_id: str
