@@ -28,6 +28,16 @@ log = logging.getLogger("conversations")
 # Seed 003: the outcomes inferred from the caller's words, and the sentiment each implies.
 SENTIMENT = {"donated": 1.0, "pledged": 0.8, "not_interested": -0.6}
 FINAL_STATUSES = ("done", "failed")
+# GetConversationResponseModel.metadata fields copied into conversations.metadata.
+METADATA_FIELDS = {
+    "start_time_unix_secs",
+    "accepted_time_unix_secs",
+    "call_duration_secs",
+    "termination_reason",
+    "main_language",
+    "cost",
+    "error",
+}
 
 
 def conversations_to_sync(session: Session, now: datetime) -> list[uuid.UUID]:
@@ -76,7 +86,11 @@ def _store(session: Session, conversation_id: uuid.UUID, details: ConversationDe
     row.outcome = outcome
     row.sentiment_score = SENTIMENT.get(outcome or "", 0.0)
     row.key_points = key_points([line for line in said if line])
-    row.summary = (details.analysis or {}).get("transcript_summary") or row.summary
+    if details.analysis:
+        row.summary = details.analysis.transcript_summary or row.summary
+    phone_call = details.metadata.phone_call
+    row.call_sid = row.call_sid or (phone_call.call_sid if phone_call else None)
+    row.metadata_ = row.metadata_ | history_metadata(details)
     row.last_synced_at = datetime.now(UTC)
     row.updated_at = func.now()
     if details.status == "done" and row.campaign_id and row.lead_id:
@@ -89,6 +103,27 @@ def _store(session: Session, conversation_id: uuid.UUID, details: ConversationDe
             .values(status=CampaignLeadStatus.completed, updated_at=func.now())
         )  # fmt: skip
     return added
+
+
+def history_metadata(details: ConversationDetails) -> dict[str, Any]:
+    """What the conversation's history says about the call, for conversations.metadata: the
+    status, the call's times, cost and end, and once analysed, its success, title, data
+    collection values and evaluation results. Fields ElevenLabs leaves out are left out."""
+    meta, analysis = details.metadata, details.analysis
+    found: dict[str, Any] = {
+        "status": details.status,
+        **meta.model_dump(include=METADATA_FIELDS, exclude_none=True),
+    }
+    if analysis:
+        summary = {"call_successful", "call_summary_title"}
+        found |= analysis.model_dump(include=summary, exclude_none=True)
+        found["data_collection"] = {
+            key: result.value for key, result in analysis.data_collection_results.items()
+        }
+        found["evaluation_criteria"] = {
+            key: result.result for key, result in analysis.evaluation_criteria_results.items()
+        }
+    return found
 
 
 def _insert_events(
@@ -113,6 +148,7 @@ def _insert_events(
 
 
 def infer_outcome(said: list[str]) -> str | None:
-    """pledged, donated or not_interested from the seed's phrases, case-insensitively."""
-    outcome = matched_outcome(" ".join(said).lower())
+    """pledged, donated or not_interested from the seed's phrases, case-insensitively; "I
+    don't want to donate" is not interested."""
+    outcome = matched_outcome(said)
     return outcome if outcome in SENTIMENT else None

@@ -43,19 +43,47 @@ QUOTA = text(f"""
     GROUP BY c.id
 """)  # noqa: S608 (constant SQL)
 
+# Writes the call_logs row of each campaign_dials row in `finished`, one per attempt (seed 003:
+# every dial is on record). A later answer for an attempt (its call placed after the
+# reservation was ended as unknown) replaces what the row said. :note, when set, is the row's
+# error instead of the dial's.
+_LOG_FINISHED = """
+    INSERT INTO call_logs (dial_id, attempt, campaign_id, lead_id, to_number, conversation_id,
+                           call_sid, status, error)
+    SELECT id, attempt, campaign_id, lead_id, to_number, conversation_id, call_sid,
+           status::text, coalesce(CAST(:note AS text), error)
+    FROM finished
+    ON CONFLICT (dial_id) DO UPDATE
+    SET status = excluded.status, error = excluded.error,
+        conversation_id = excluded.conversation_id, call_sid = excluded.call_sid
+"""
+
 # Reservations whose dial was never recorded: the worker stopped in between. Whether the
 # call went out is unknown, so that attempt is over and is never dialled again.
-EXPIRE_RESERVATIONS = text("""
-    WITH stale AS (
+EXPIRE_RESERVATIONS = text(f"""
+    WITH finished AS (
         UPDATE campaign_dials SET status = 'unknown', finished_at = now(), error = :error
         WHERE campaign_id = :campaign_id AND status = 'reserved' AND reserved_at < :before
-        RETURNING campaign_lead_id, attempt
-    )
+        RETURNING *
+    ),
+    logged AS ({_LOG_FINISHED})
     UPDATE campaign_leads AS cl SET status = 'failed', last_error = :error, updated_at = now()
-    FROM stale
-    WHERE cl.id = stale.campaign_lead_id AND cl.attempts = stale.attempt
+    FROM finished
+    WHERE cl.id = finished.campaign_lead_id AND cl.attempts = finished.attempt
       AND cl.status = 'dialing'
-""")
+""")  # noqa: S608 (constant SQL)
+
+# An attempt's outcome, on its dial and in call_logs.
+FINISH_DIAL = text(f"""
+    WITH finished AS (
+        UPDATE campaign_dials
+        SET status = :status, error = :error, conversation_id = :conversation_id,
+            call_sid = :call_sid, finished_at = now()
+        WHERE id = :dial_id
+        RETURNING *
+    )
+    {_LOG_FINISHED}
+""")  # noqa: S608 (constant SQL)
 
 # One pass over the campaign's leads still in play. Those without an E.164 phone number are
 # skipped for good, with the reason. The eligible ones, best first, have their next attempt
@@ -153,8 +181,9 @@ def get_quota(session: Session, campaign_id: uuid.UUID, now: datetime) -> Row[An
 def expire_reservations(
     session: Session, campaign_id: uuid.UUID, *, before: datetime, error: str
 ) -> int:
-    """End reservations older than `before` as `unknown`; returns how many leads it freed."""
-    params = {"campaign_id": campaign_id, "before": before, "error": error}
+    """End reservations older than `before` as `unknown`, each logged in call_logs; returns
+    how many leads it freed."""
+    params = {"campaign_id": campaign_id, "before": before, "error": error, "note": None}
     return int(session.execute(EXPIRE_RESERVATIONS, params).rowcount)  # type: ignore[attr-defined]
 
 
@@ -184,25 +213,25 @@ def record_placed(
     *,
     conversation_id: str | None,
     call_sid: str | None,
+    unrecorded: str | None = None,
 ) -> None:
-    """The call went out: the dial is placed and the lead contacted (if still this attempt)."""
-    session.execute(
-        text("""UPDATE campaign_dials SET status = :placed, conversation_id = :conversation_id,
-                call_sid = :call_sid, finished_at = now() WHERE id = :dial_id"""),
-        {"placed": DialStatus.placed.value, "conversation_id": conversation_id,
-         "call_sid": call_sid, "dial_id": dial.dial_id},
-    )  # fmt: skip
+    """The call went out: the dial is placed and logged, and the lead contacted (if still this
+    attempt). `unrecorded` says why the conversation row could not be written, if it was not."""
+    ids = {"conversation_id": conversation_id, "call_sid": call_sid}
+    _finish(session, dial, DialStatus.placed, note=unrecorded, **ids)
     _update_lead(session, dial, CampaignLeadStatus.contacted, conversation_id=conversation_id)
 
 
 def record_failed(session: Session, dial: Row[Any], error: str) -> None:
-    """The attempt failed with `error`; a later attempt may follow after the retry interval."""
-    session.execute(
-        text("""UPDATE campaign_dials SET status = :failed, error = :error, finished_at = now()
-                WHERE id = :dial_id"""),
-        {"failed": DialStatus.failed.value, "error": error, "dial_id": dial.dial_id},
-    )
+    """The attempt failed with `error` and is logged; a later attempt may follow after the retry
+    interval."""
+    _finish(session, dial, DialStatus.failed, error=error)
     _update_lead(session, dial, CampaignLeadStatus.failed, last_error=error)
+
+
+def _finish(session: Session, dial: Row[Any], status: DialStatus, **values: str | None) -> None:
+    params = {"conversation_id": None, "call_sid": None, "error": None, "note": None} | values
+    session.execute(FINISH_DIAL, {"status": status.value, "dial_id": dial.dial_id, **params})
 
 
 def _update_lead(

@@ -16,12 +16,13 @@ from typing import Any
 
 from sqlalchemy import Row, insert
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
 from app import db, http
 from app.campaigns import queries
 from app.campaigns.client import ElevenLabsClient, OutboundCall, default_client
 from app.config import get_settings
-from app.models import CallLog, Conversation
+from app.models import Conversation
 
 log = logging.getLogger("campaigns")
 
@@ -94,35 +95,44 @@ def _place(client: ElevenLabsClient, campaign: Row[Any], dial: Row[Any]) -> bool
 
 
 def _record_placed(campaign: Row[Any], dial: Row[Any], call: OutboundCall) -> None:
-    """The dial and lead rows, and the conversation; call_logs when the conversation insert
-    fails (the seed's fallback), so that the placed call is always on record."""
+    """The conversation, and the dial with its call_logs row and the lead, in one transaction;
+    a conversation that cannot be stored leaves the placed call on record in call_logs, with
+    the reason (the seed's fallback)."""
     with db.session_scope() as session:
+        unrecorded = _insert_conversation(session, campaign, dial, call)
         queries.record_placed(
-            session, dial, conversation_id=call.conversation_id, call_sid=call.call_sid
+            session,
+            dial,
+            conversation_id=call.conversation_id,
+            call_sid=call.call_sid,
+            unrecorded=unrecorded,
         )
-        try:
-            with session.begin_nested():
-                session.execute(
-                    insert(Conversation).values(
-                        conversation_id=call.conversation_id, call_sid=call.call_sid,
-                        business_id=campaign.business_id, campaign_id=campaign.id,
-                        lead_id=dial.lead_id,
-                    )
-                )  # fmt: skip
-        except OperationalError:
-            raise
-        except DBAPIError as error:
-            reason = db.error_reason(error)
-            log.warning("[dial] conversation insert failed (%s); writing call_logs", reason)
-            session.execute(
-                insert(CallLog).values(
-                    campaign_id=campaign.id, lead_id=dial.lead_id, to_number=dial.phone,
-                    conversation_id=call.conversation_id, call_sid=call.call_sid,
-                    status="placed", error=f"conversation not recorded: {reason}",
-                )
-            )  # fmt: skip
     log.info("[campaign_lead] update ok campaign=%s lead=%s attempts=%d status=contacted",
              campaign.id, dial.lead_id, dial.attempt)  # fmt: skip
+
+
+def _insert_conversation(
+    session: Session, campaign: Row[Any], dial: Row[Any], call: OutboundCall
+) -> str | None:
+    """Insert the call's conversation row; why not, if the database refused it."""
+    try:
+        with session.begin_nested():
+            session.execute(
+                insert(Conversation).values(
+                    conversation_id=call.conversation_id,
+                    call_sid=call.call_sid,
+                    business_id=campaign.business_id,
+                    campaign_id=campaign.id,
+                    lead_id=dial.lead_id,
+                )
+            )
+    except OperationalError:
+        raise
+    except DBAPIError as error:
+        reason = db.error_reason(error)
+        log.warning("[dial] conversation insert failed (%s); on record in call_logs", reason)
+        return f"conversation not recorded: {reason}"
+    return None
 
 
 def _failed(dial: Row[Any], error: str) -> bool:

@@ -24,6 +24,13 @@ OUTCOME_PHRASES: tuple[tuple[Outcome, tuple[str, ...]], ...] = (
     ("not_interested", ("not interested", "no thanks", "not right now", "stop calling")),
     ("callback_requested", ("call back", "call me back", "call me later", "tomorrow")),
 )
+# A commitment is undone by a negation at most this many words before it in its clause ("I
+# don't want to donate", "I'm not going to pledge", "never donate"), and the caller is then
+# not interested. A clause ends at punctuation or "but", so "No, I'll pledge" still pledges.
+COMMITMENTS: frozenset[Outcome] = frozenset(("pledged", "donated"))
+COMMITMENT_STEMS = "pledg|donat|giv|contribut"  # pledge, donate, give, contribute and kin
+NEGATION_REACH = 4
+NEGATIONS = frozenset(("not", "no", "never", "cannot", "dont", "wont", "cant", "nor"))
 TOPIC_WORDS: dict[str, tuple[str, ...]] = {
     "billing": ("bill", "billing", "invoice", "charge", "payment"),
     "appointment": ("appointment", "schedule", "reschedule", "booking"),
@@ -42,6 +49,17 @@ NEGATIVE = frozenset(
 )  # fmt: skip
 MAX_KEY_POINTS = 5
 _WORD = re.compile(r"[a-z']+")
+_CLAUSE_END = re.compile(r"[.,;:!?]|\bbut\b")
+# One group per outcome, named after it, then "commitment": a commitment word outside them.
+_OUTCOMES = re.compile(
+    r"\b(?:"
+    + "|".join(
+        f"(?P<{outcome}>{'|'.join(map(re.escape, phrases))})"
+        for outcome, phrases in OUTCOME_PHRASES
+    )
+    + f"|(?P<commitment>{COMMITMENT_STEMS}))"
+)
+_NEGATABLE = frozenset((*COMMITMENTS, "commitment"))
 
 
 class Analyzer(Protocol):
@@ -63,7 +81,7 @@ class RuleAnalyzer:
             return EMPTY_TRANSCRIPT
         said = [m.text.strip() for m in spoken if m.role == USER]
         caller = " ".join(said).lower()
-        outcome = matched_outcome(caller) or ("completed" if caller else "no_conversation")
+        outcome = matched_outcome(said) or ("completed" if caller else "no_conversation")
         topics = _topics(" ".join(m.text for m in spoken).lower())
         return Analysis(
             summary=_summary(len(spoken), len(said), topics, outcome),
@@ -90,12 +108,24 @@ def build_analyzer(settings: Settings) -> Analyzer:
     return RuleAnalyzer()
 
 
-def matched_outcome(caller: str) -> Outcome | None:
-    """The first outcome whose phrases the caller's (lowercased) words contain."""
-    for outcome, phrases in OUTCOME_PHRASES:
-        if any(phrase in caller for phrase in phrases):
-            return outcome
-    return None
+def matched_outcome(said: Sequence[str]) -> Outcome | None:
+    """The first outcome whose phrases the caller's lines contain, case-insensitively; a
+    negated commitment counts as not interested (see NEGATION_REACH)."""
+    found: set[str] = set()
+    for line in said:
+        lowered = line.lower().replace("\u2019", "'")
+        for match in _OUTCOMES.finditer(lowered):
+            outcome = str(match.lastgroup)
+            if outcome in _NEGATABLE and _negated(lowered[: match.start()]):
+                outcome = "not_interested"  # "I don't want to donate", "I won't give"
+            found.add(outcome)
+    return next((outcome for outcome, _ in OUTCOME_PHRASES if outcome in found), None)
+
+
+def _negated(before: str) -> bool:
+    """Whether the last few words of the clause before a commitment hold a negation."""
+    words = _WORD.findall(_CLAUSE_END.split(before)[-1])[-NEGATION_REACH:]
+    return any(word in NEGATIONS or word.endswith("n't") for word in words)
 
 
 def key_points(said: list[str]) -> list[str]:

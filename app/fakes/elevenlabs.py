@@ -3,7 +3,9 @@ conversations, with the failures a dialler must handle.
 
 Every outbound-call request is recorded (`fake.dials`), so tests can count dials per number.
 A placed call starts a conversation whose status moves one step per read:
-initiated → in-progress → processing → done, its transcript growing as it goes.
+initiated → in-progress → processing → done, its transcript growing as it goes; its metadata
+has the termination reason once it ended, and the analysis (success, summary, data collection,
+evaluation criteria; `set_analysis`) comes with done.
 Faults for the next outbound calls, in FIFO order: "success_false", "422", "429" (detail
 status too_many_concurrent_requests), "500" and "slow" (`seconds` before a normal answer).
 """
@@ -17,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -35,6 +37,10 @@ SCRIPT = (
     ("agent", "Would you consider a gift this year?"),
     ("user", "Yes, count me in, I will pledge fifty dollars."),
 )
+# What the analysis of a done call collects from SCRIPT, and how its criteria came out.
+DATA_COLLECTION = {"pledge_amount": 50}
+EVALUATION = {"asked_for_gift": "success"}
+ENDED = "end_call tool was called."  # the metadata's termination_reason once the call ended
 
 
 @dataclass
@@ -55,6 +61,13 @@ class _Conversation:
     started: int
     reads: int = 0
     script: tuple[tuple[str, str], ...] = SCRIPT
+    call_successful: str = "success"
+    data_collection: dict[str, Any] = field(default_factory=lambda: dict(DATA_COLLECTION))
+    evaluation: dict[str, str] = field(default_factory=lambda: dict(EVALUATION))
+
+    @property
+    def call_sid(self) -> str:
+        return f"CA{self.conversation_id[-8:]:0>32}"
 
 
 class FakeElevenLabs:
@@ -93,6 +106,21 @@ class FakeElevenLabs:
         """What the conversation's transcript will say."""
         with self._lock:
             self._conversations[conversation_id].script = script
+
+    def set_analysis(
+        self,
+        conversation_id: str,
+        *,
+        call_successful: str = "success",
+        data_collection: dict[str, Any] | None = None,
+        evaluation: dict[str, str] | None = None,
+    ) -> None:
+        """What the conversation's analysis will say once it is done."""
+        with self._lock:
+            conversation = self._conversations[conversation_id]
+            conversation.call_successful = call_successful
+            conversation.data_collection = dict(data_collection or {})
+            conversation.evaluation = dict(evaluation or {})
 
     def reset(self) -> None:
         with self._lock:
@@ -151,24 +179,59 @@ def _details(conversation: _Conversation, status: str) -> dict[str, Any]:
         {"role": role, "message": message, "time_in_call_secs": 5 * index}
         for index, (role, message) in enumerate(conversation.script[:shown])
     ]
+    ended = status in ("processing", "done")
     return {
         "agent_id": conversation.agent_id,
         "conversation_id": conversation.conversation_id,
         "status": status,
         "transcript": turns,
-        "metadata": {
-            "start_time_unix_secs": conversation.started,
-            "call_duration_secs": 5 * len(turns),
-            "phone_call": {
-                "type": "twilio",
-                "direction": "outbound",
-                "external_number": conversation.to_number,
-            },
-        },
-        "analysis": None,
+        "metadata": _metadata(conversation, duration=5 * len(turns), ended=ended),
+        "analysis": _analysis(conversation) if status == "done" else None,
         "has_audio": status == "done",
         "has_user_audio": status == "done",
         "has_response_audio": status == "done",
+        "has_auxiliary_audio": False,
+    }
+
+
+def _metadata(conversation: _Conversation, *, duration: int, ended: bool) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "start_time_unix_secs": conversation.started,
+        "call_duration_secs": duration,
+        "cost": 10 * duration,
+        "main_language": "en",
+        "conversation_initiation_source": "twilio",
+        "phone_call": {
+            "type": "twilio",
+            "direction": "outbound",
+            "phone_number_id": "phnum_fake",
+            "agent_number": "+12025550199",
+            "external_number": conversation.to_number,
+            "stream_sid": f"MZ{conversation.call_sid[2:]}",
+            "call_sid": conversation.call_sid,
+        },
+    }
+    if duration:
+        metadata["accepted_time_unix_secs"] = conversation.started + 2
+    if ended:
+        metadata["termination_reason"] = ENDED
+    return metadata
+
+
+def _analysis(conversation: _Conversation) -> dict[str, Any]:
+    said = [message for role, message in conversation.script if role == "user"] or ["nothing"]
+    return {
+        "call_successful": conversation.call_successful,
+        "transcript_summary": f"The agent called about the appeal; the caller said: {said[-1]}",
+        "call_summary_title": "Winter appeal call",
+        "evaluation_criteria_results": {
+            key: {"criteria_id": key, "result": result, "rationale": "From the transcript."}
+            for key, result in conversation.evaluation.items()
+        },
+        "data_collection_results": {
+            key: {"data_collection_id": key, "value": value, "rationale": "The caller said so."}
+            for key, value in conversation.data_collection.items()
+        },
     }
 
 
@@ -217,10 +280,9 @@ def _build_app(fake: FakeElevenLabs) -> FastAPI:
                                  "conversation_id": None, "callSid": None})  # fmt: skip
         conversation = fake._place(body)
         fake._record(body, conversation)
-        call_sid = f"CA{conversation.conversation_id[-8:]:0>32}"
         return JSONResponse({"success": True, "message": "Success",
                              "conversation_id": conversation.conversation_id,
-                             "callSid": call_sid})  # fmt: skip
+                             "callSid": conversation.call_sid})  # fmt: skip
 
     @app.get("/v1/convai/conversations")
     async def list_conversations(request: Request) -> Response:

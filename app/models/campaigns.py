@@ -230,12 +230,21 @@ class ConversationEvent(Base):
 
 
 class CallLog(Base):
-    """A placed call whose conversation row could not be written (the seed's fallback)."""
+    """One finished dial attempt: placed, failed or unknown, with its error. A placed call whose
+    conversation row could not be written is on record here (the seed's fallback), its error
+    saying why."""
 
     __tablename__ = "call_logs"
-    __table_args__ = (Index("idx_call_logs_campaign", "campaign_id", "created_at"),)
+    __table_args__ = (
+        UniqueConstraint("dial_id"),
+        Index("idx_call_logs_campaign", "campaign_id", "created_at"),
+    )
 
     id: Mapped[UuidPk]
+    dial_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("campaign_dials.id", ondelete="SET NULL")
+    )
+    attempt: Mapped[int | None]
     campaign_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("campaigns.id", ondelete="SET NULL")
     )

@@ -10,10 +10,10 @@ from celery.beat import Scheduler
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.campaigns import tasks
+from app.campaigns import service, tasks
 from app.celery import app as celery_app
 from app.fakes.elevenlabs import FakeElevenLabs
-from app.models import Campaign, CampaignDial, CampaignLead, CampaignLeadStatus, DialStatus
+from app.models import CallLog, Campaign, CampaignDial, CampaignLead, CampaignLeadStatus, DialStatus
 from tests.campaigns import enroll, make_campaign
 from tests.helpers import Worker, wait_for
 
@@ -49,6 +49,10 @@ def test_beats_tick_dials_the_campaigns_leads(
     wait_for(lambda: {d.status for d in dial_rows(session)} == {DialStatus.placed},
              what="the dials recorded")  # fmt: skip
     worker.wait_idle()
+    logs = session.scalars(select(CallLog)).all()
+    assert sorted((log.to_number, log.status) for log in logs) == sorted(
+        (lead.phone, "placed") for lead in leads
+    )
 
 
 def test_a_worker_killed_between_reservation_and_dial_never_dials_twice(
@@ -76,3 +80,5 @@ def test_a_worker_killed_between_reservation_and_dial_never_dials_twice(
     assert (row.status, row.attempts) == (CampaignLeadStatus.failed, 1)
     assert fake_elevenlabs.dials_to(lead.phone or "") == 1
     assert len(fake_elevenlabs.dials) == 1
+    log = session.scalars(select(CallLog)).one()  # the attempt is on record, outcome unknown
+    assert (log.dial_id, log.status, log.error) == (dial.id, "unknown", service.WORKER_STOPPED)

@@ -41,6 +41,10 @@ def enrolment(session: Session, lead: Lead) -> CampaignLead:
     return session.scalars(select(CampaignLead).where(CampaignLead.lead_id == lead.id)).one()
 
 
+def dial_of(session: Session, lead: Lead) -> CampaignDial:
+    return session.scalars(select(CampaignDial).where(CampaignDial.lead_id == lead.id)).one()
+
+
 def dialled(fake: FakeElevenLabs, *leads: Lead) -> list[bool]:
     return [fake.dials_to(lead.phone or "") == 1 for lead in leads]
 
@@ -68,6 +72,17 @@ def test_dials_the_best_leads_first_up_to_the_daily_cap(
     [dial] = [d for d in fake_elevenlabs.dials if d.to_number == leads[3].phone]
     assert dial.dynamic_variables == {"first_name": "Ada"}
     assert (dial.agent_id, dial.agent_phone_number_id) == ("agent_fake_1", "phnum_fake_1")
+    logs = {log.lead_id: log for log in session.scalars(select(CallLog))}
+    assert set(logs) == {leads[1].id, leads[2].id, leads[3].id}  # one per attempt
+    log = logs[leads[3].id]
+    assert (log.status, log.error, log.attempt, log.to_number) == (
+        "placed",
+        None,
+        1,
+        leads[3].phone,
+    )
+    assert (log.conversation_id, log.call_sid) == (row.conversation_id, conversation.call_sid)
+    assert (log.campaign_id, log.dial_id) == (campaign.id, dial_of(session, leads[3]).id)
     assert run(campaign)["remaining"] == 0  # the cap is reached for today
 
 
@@ -213,6 +228,14 @@ def test_a_failed_dial_records_the_attempt_as_failed(
     assert message in row.last_error
     dial = session.scalars(select(CampaignDial)).one()
     assert (dial.status, dial.error) == (DialStatus.failed, row.last_error)
+    log = session.scalars(select(CallLog)).one()
+    assert (log.dial_id, log.status, log.error, log.to_number) == (
+        dial.id,
+        "failed",
+        row.last_error,
+        lead.phone,
+    )
+    assert (log.conversation_id, log.call_sid) == (None, None)
     assert len(fake_elevenlabs.dials) == 1  # tried once, never again for this attempt
     run(campaign)
     assert len(fake_elevenlabs.dials) == 1  # the retry interval has not passed
@@ -232,8 +255,16 @@ def test_a_conversation_that_cannot_be_stored_goes_to_call_logs(
         "conv_fake00000001",
         "placed",
     )
+    assert log.call_sid
     assert log.error is not None
+    assert log.error.startswith("conversation not recorded: ")
     assert "duplicate key" in log.error
+    dial = session.scalars(select(CampaignDial)).one()
+    assert (dial.status, dial.error, dial.conversation_id) == (
+        DialStatus.placed,
+        None,
+        "conv_fake00000001",
+    )
     assert enrolment(session, lead).status == CampaignLeadStatus.contacted
 
 
@@ -250,6 +281,14 @@ def test_a_reservation_whose_dial_was_never_recorded_is_never_dialled(
     assert fake_elevenlabs.dials == []
     dial = session.scalars(select(CampaignDial)).one()
     assert (dial.status, dial.attempt) == (DialStatus.unknown, 1)
+    log = session.scalars(select(CallLog)).one()
+    assert (log.dial_id, log.attempt, log.status, log.error, log.to_number) == (
+        dial.id,
+        1,
+        "unknown",
+        service.WORKER_STOPPED,
+        lead.phone,
+    )
     row = enrolment(session, lead)
     assert (row.status, row.attempts, row.last_error) == (
         CampaignLeadStatus.failed,
@@ -259,6 +298,29 @@ def test_a_reservation_whose_dial_was_never_recorded_is_never_dialled(
     run(campaign, NOON_ISH + timedelta(minutes=61))  # the retry interval: attempt 2
     assert dialled(fake_elevenlabs, lead) == [True]
     assert enrolment(session, lead).attempts == 2
+    session.expire_all()
+    logs = session.scalars(select(CallLog).order_by(CallLog.attempt))
+    assert [(log.attempt, log.status) for log in logs] == [(1, "unknown"), (2, "placed")]
+
+
+def test_a_late_answer_for_an_attempt_replaces_its_call_log(session: Session) -> None:
+    campaign = make_campaign(session)
+    lead = enroll(session, campaign)
+    with db.session_scope() as own:
+        [dial] = queries.reserve_dials(own, campaign.id, limit=10, now=NOON_ISH).dials
+    with db.session_scope() as own:
+        later = NOON_ISH + timedelta(hours=1)
+        queries.expire_reservations(own, campaign.id, before=later, error=service.WORKER_STOPPED)
+    with db.session_scope() as own:  # the stopped worker's call did go out after all
+        queries.record_placed(own, dial, conversation_id="conv_late", call_sid="CA_late")
+    log = session.scalars(select(CallLog)).one()
+    assert (log.lead_id, log.status, log.error, log.conversation_id, log.call_sid) == (
+        lead.id,
+        "placed",
+        None,
+        "conv_late",
+        "CA_late",
+    )
 
 
 def test_two_runs_at_once_dial_each_lead_once(
@@ -273,6 +335,7 @@ def test_two_runs_at_once_dial_each_lead_once(
     assert all(dialled(fake_elevenlabs, *leads))
     assert len(fake_elevenlabs.dials) == 40
     assert session.scalar(select(func.count()).select_from(CampaignDial)) == 40
+    assert session.scalar(select(func.count()).select_from(CallLog)) == 40
 
 
 def test_only_active_campaigns_within_their_dates_run(session: Session) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app import db
 from app.campaigns import conversations, service
-from app.fakes.elevenlabs import SCRIPT, FakeElevenLabs
+from app.fakes.elevenlabs import ENDED, SCRIPT, FakeElevenLabs
 from app.models import CampaignLead, CampaignLeadStatus, Conversation, ConversationEvent
 from tests.campaigns import enroll, make_campaign
 from tests.integration.test_campaign_orchestrator import NOON_ISH
@@ -59,10 +59,72 @@ def test_turns_arrive_as_the_call_goes_on_and_are_stored_once(
     assert lead.status == CampaignLeadStatus.completed  # never called again
 
 
+def test_the_history_fills_the_conversations_metadata(
+    session: Session, fake_elevenlabs: FakeElevenLabs
+) -> None:
+    conversation = placed_conversation(session)
+    conversation.metadata_ = {"source": "campaign"}  # what others wrote stays
+    session.commit()
+    fake_elevenlabs.set_analysis(
+        conversation.conversation_id,
+        call_successful="failure",
+        data_collection={"pledge_amount": 25, "email": None},
+        evaluation={"polite": "success"},
+    )
+    conversations.sync_conversation(conversation.id)  # initiated
+    conversations.sync_conversation(conversation.id)  # in-progress
+    session.refresh(conversation)
+    started = conversation.metadata_["start_time_unix_secs"]
+    assert conversation.metadata_ == {
+        "source": "campaign",
+        "status": "in-progress",
+        "start_time_unix_secs": started,
+        "accepted_time_unix_secs": started + 2,
+        "call_duration_secs": 10,
+        "cost": 100,
+        "main_language": "en",
+    }
+    conversations.sync_conversation(conversation.id)  # processing: ended, not analysed yet
+    session.refresh(conversation)
+    assert conversation.metadata_["termination_reason"] == ENDED
+    assert "call_successful" not in conversation.metadata_
+    conversations.sync_conversation(conversation.id)  # done
+    session.refresh(conversation)
+    assert conversation.metadata_ == {
+        "source": "campaign",
+        "status": "done",
+        "start_time_unix_secs": started,
+        "accepted_time_unix_secs": started + 2,
+        "call_duration_secs": 20,
+        "cost": 200,
+        "main_language": "en",
+        "termination_reason": ENDED,
+        "call_successful": "failure",
+        "call_summary_title": "Winter appeal call",
+        "data_collection": {"pledge_amount": 25, "email": None},
+        "evaluation_criteria": {"polite": "success"},
+    }
+    assert conversation.summary is not None
+    assert conversation.summary.endswith("I will pledge fifty dollars.")
+
+
+def test_a_missing_call_sid_is_taken_from_the_history(
+    session: Session, fake_elevenlabs: FakeElevenLabs
+) -> None:
+    conversation = placed_conversation(session)
+    call_sid, conversation.call_sid = conversation.call_sid, None
+    session.commit()
+    conversations.sync_conversation(conversation.id)
+    session.refresh(conversation)
+    assert conversation.call_sid == call_sid
+
+
 @pytest.mark.parametrize(
     ("caller", "outcome", "sentiment"),
     [("NOT INTERESTED, sorry.", "not_interested", -0.6),
      ("Sure, I'll Donate today.", "donated", 1.0),
+     ("I don't want to donate.", "not_interested", -0.6),
+     ("I'd like to donate.", "donated", 1.0),
      ("Who is this?", None, 0.0)],
 )  # fmt: skip
 def test_the_outcome_comes_from_the_callers_words(
