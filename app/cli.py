@@ -185,8 +185,8 @@ def webhooks_replay(
     ] = None,
 ) -> None:
     """Queue dead webhook events (failed max_attempts times) again, and drain them."""
-    from app import db
-    from app.webhooks import queries, tasks
+    from app import db, drains
+    from app.webhooks import queries
 
     if sum((all_, agency is not None, bool(event_ids))) != 1:
         raise typer.BadParameter("give exactly one of --all, --agency or --id")
@@ -194,7 +194,7 @@ def webhooks_replay(
     with db.session_scope() as session:
         count = queries.replay_dead(session, agency_id=agency, event_ids=event_ids or ())
     if count:
-        tasks.request_drain()
+        drains.WEBHOOKS.request()
     typer.echo(f"{count} dead event(s) queued again")
 
 
@@ -280,8 +280,8 @@ def enrichment_replay(
     ] = None,
 ) -> None:
     """Queue dead enrichment items (failed max_attempts times) again, and drain them."""
-    from app import db
-    from app.enrichment import queries, tasks
+    from app import db, drains
+    from app.enrichment import queries
 
     if sum((all_, call is not None, bool(item_ids))) != 1:
         raise typer.BadParameter("give exactly one of --all, --call or --id")
@@ -289,7 +289,7 @@ def enrichment_replay(
     with db.session_scope() as session:
         count = queries.replay_dead(session, call_id=call, item_ids=item_ids or ())
     if count:
-        tasks.request_drain()
+        drains.ENRICHMENT.request()
     typer.echo(f"{count} dead item(s) queued again")
 
 

@@ -78,13 +78,13 @@ def _sequential(calls: list[dict[str, object]]) -> float:
 
 def _drains(calls: list[dict[str, object]]) -> tuple[float, float]:
     """Seconds until every transcript is stored, and until every analysis is too."""
-    from app.enrichment import tasks
+    from app import drains
     from app.models import EnrichmentItem, EnrichmentType, ProcessingStatus
 
     agency = _store_calls("bench: enrichment drains", calls)
     item = EnrichmentItem
     started = time.perf_counter()
-    tasks.request_drain()
+    drains.ENRICHMENT.request()
     done = {EnrichmentType.transcript: 0.0, EnrichmentType.analysis: 0.0}
     while not all(done.values()):
         counts = dict(

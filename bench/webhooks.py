@@ -158,9 +158,8 @@ def _drains(agency: uuid.UUID, events: int) -> list[Row]:
 
 
 def _drain(agency: uuid.UUID, *, events: int, batch_size: int) -> float:
-    from app import db
+    from app import db, drains
     from app.models import ProcessingStatus, WebhookEvent
-    from app.webhooks import tasks
 
     # The oldest pending event, along idx_webhook_queue_pending: a count would scan the
     # table every poll and take the CPU the drain needs.
@@ -173,7 +172,7 @@ def _drain(agency: uuid.UUID, *, events: int, batch_size: int) -> float:
     _queue_events(agency, events)
     with _worker(batch_size=batch_size):
         started = time.perf_counter()
-        tasks.request_drain()
+        drains.WEBHOOKS.request()
         while True:
             with db.session_scope() as session:
                 if session.scalar(oldest_pending) is None:

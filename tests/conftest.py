@@ -57,17 +57,15 @@ from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app import db, migrations
+from app import db, drains, migrations
 from app.api.main import create_app, server_options
 from app.celery import app as celery_app
 from app.config import get_settings
-from app.enrichment import tasks as enrichment_tasks
 from app.fakes.bubble import FakeBubble
 from app.fakes.elevenlabs import FakeElevenLabs
 from app.fakes.salesforce import FakeSalesforce
 from app.fakes.ultravox import FakeUltravox, generate_calls
 from app.models import Base
-from app.webhooks import tasks as webhook_tasks
 from tests.helpers import ApiClient, Worker
 
 
@@ -97,8 +95,8 @@ def clean_tables(database: str) -> Iterator[None]:
     """
     yield
     celery_app.control.purge()
-    webhook_tasks.forget_drain_request()
-    enrichment_tasks.forget_drain_request()
+    drains.WEBHOOKS.forget()
+    drains.ENRICHMENT.forget()
     with db.session_scope() as session:
         session.execute(text("SET LOCAL session_replication_role = replica"))
         session.execute(text(";".join(f"DELETE FROM {name}" for name in _TABLES)))  # noqa: S608

@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 
 from app.api.routes import functions, health, historical_syncs, webhooks
 from app.config import Settings, get_settings
-from app.webhooks import tasks
 from app.webhooks.store import WebhookStore
 from app.webhooks.wake import DrainWaker
 
@@ -24,7 +23,7 @@ async def lifespan(api: FastAPI) -> AsyncIterator[None]:
     settings: Settings = api.state.settings
     api.state.webhook_store = await WebhookStore.connect(settings)
     redis = Redis.from_url(settings.redis_url)
-    api.state.drain_waker = DrainWaker(redis, tasks.send_drain_async)
+    api.state.drain_waker = DrainWaker(redis)
     try:
         yield
     finally:

@@ -4,7 +4,7 @@ One message carries a batch: a drain claims up to ENRICHMENT_BATCH_SIZE items an
 ENRICHMENT_CONCURRENCY of them at once. A full batch sends the next drain before its work,
 so every worker process helps while work remains. Whoever commits work for this queue (a
 call that ended, a transcript that queued its analysis) asks for a drain, coalesced through
-the DRAIN_REQUESTED key (app.drains); beat's tick catches retries that came due.
+the drains.ENRICHMENT request key (app.drains); beat's tick catches retries that came due.
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ from app.celery import Queue, app, periodic_task
 from app.config import get_settings
 from app.enrichment import queries, service
 
-DRAIN_REQUESTED = "callsync:enrichment:drain-requested"
-
 
 @periodic_task("process-enrichment-queue")
 def process_enrichment_queue() -> dict[str, Any]:
     """Beat's tick: start a drain if items are due (new ones, or retries whose time came)."""
-    return drains.tick(queries.count_due, drain_enrichment_queue.delay)
+    return drains.ENRICHMENT.tick(queries.count_due)
 
 
 @app.task(
@@ -37,19 +35,9 @@ def process_enrichment_queue() -> dict[str, Any]:
 )
 def drain_enrichment_queue() -> dict[str, int]:
     """Fetch transcripts and analyse calls: one batch of due items."""
-    forget_drain_request()
+    drains.ENRICHMENT.forget()
     batch_size = get_settings().enrichment_batch_size
-    drained = service.drain_batch(batch_size=batch_size, on_full_batch=drain_enrichment_queue.delay)
+    drained = service.drain_batch(batch_size=batch_size, on_full_batch=drains.ENRICHMENT.send)
     if drained.transcripts and drained.claimed < batch_size:
-        request_drain()  # the transcripts just stored queued their analyses
+        drains.ENRICHMENT.request()  # the transcripts just stored queued their analyses
     return asdict(drained)
-
-
-def request_drain() -> None:
-    """Send a drain unless one is already waiting to start."""
-    drains.request(DRAIN_REQUESTED, drain_enrichment_queue.delay)
-
-
-def forget_drain_request() -> None:
-    """Drop the pending-drain mark: its drain is starting (or the broker was purged)."""
-    drains.forget(DRAIN_REQUESTED)

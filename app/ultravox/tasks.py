@@ -8,10 +8,9 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
-from app import db
+from app import db, drains
 from app.celery import Queue, app, periodic_task
 from app.config import get_settings
-from app.enrichment import tasks as enrichment_tasks
 from app.ultravox import queries, service
 from app.ultravox.client import UltravoxError, UltravoxRetryable
 from app.ultravox.fetch_ahead import PageFailed
@@ -74,5 +73,5 @@ def process_sync_page(self: Task[Any, Any], job_id: str, cursor: str | None) -> 
     if result.get("status") == "in_progress":
         process_sync_page.delay(job_id, result["cursor"])
     if result.get("imported_calls"):
-        enrichment_tasks.request_drain()  # the imported calls queued their transcripts
+        drains.ENRICHMENT.request()  # the imported calls queued their transcripts
     return result

@@ -3,29 +3,24 @@
 Each accepted event pokes the waker. At most one wake runs at a time in a process; pokes that
 arrive meanwhile, and within `window` after it, are answered by one more wake. A wake always
 starts after the commit that poked it, so its event is claimed by the drain it sends, or by
-the drain still waiting to start that DRAIN_REQUESTED stands for (app.webhooks.tasks).
+the drain still waiting to start that drains.WEBHOOKS's request key stands for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
 from app import drains
-from app.webhooks.tasks import DRAIN_REQUESTED
 
 log = logging.getLogger(__name__)
 
 
 class DrainWaker:
-    def __init__(
-        self, redis: Redis, send: Callable[[], Awaitable[None]], *, window: float = 0.002
-    ) -> None:
+    def __init__(self, redis: Redis, *, window: float = 0.002) -> None:
         self._redis = redis
-        self._send = send
         self._window = window
         self._poked = False
         self._task: asyncio.Task[None] | None = None
@@ -44,7 +39,7 @@ class DrainWaker:
         while self._poked:
             self._poked = False
             try:
-                await drains.request_async(self._redis, DRAIN_REQUESTED, self._send)
+                await drains.WEBHOOKS.request_async(self._redis)
             except Exception:  # the events are committed: beat's next tick drains them
                 log.warning("could not wake the webhook drain; beat will", exc_info=True)
             await asyncio.sleep(self._window)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import db
+from app import db, drains
 from app.fakes.ultravox import FakeUltravox, generate_calls
 from app.models import (
     Call,
@@ -19,7 +19,6 @@ from app.models import (
     SyncJobStatus,
     WebhookEvent,
 )
-from app.webhooks import tasks as webhook_tasks
 from tests.chaos.conftest import (
     CALLS,
     EVENTS,
@@ -71,7 +70,7 @@ def test_kill_9_during_a_webhook_drain_loses_no_event_and_applies_none_twice(
 ) -> None:
     calls = queue_events(make_agency(session), seed=11, events=EVENTS)
     worker = chaos_worker("default,webhooks")
-    webhook_tasks.request_drain()
+    drains.WEBHOOKS.request()
     completed = WebhookEvent.status == ProcessingStatus.completed
     held = kill_as_it_goes(
         worker,

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy.orm import Session
 
+from app import drains
 from app.fakes.ultravox import call_at, generate_calls, send_webhook
 from app.models import Call, EnrichmentItem, ProcessingStatus, WebhookEvent
-from app.webhooks import tasks as webhook_tasks
 from tests.chaos.conftest import count, queue_events, tick, ticking_until, wait_for_quietly
 from tests.helpers import ROOT, ApiClient, Worker, make_agency, wait_for
 
@@ -47,7 +47,7 @@ def restart_postgres(down_seconds: float) -> None:
 def drain_under(outage: Callable[[], None]) -> tuple[int, int]:
     """Start a drain, cause the outage once a fifth is done; returns the events done when it
     began and when it ended."""
-    webhook_tasks.request_drain()
+    drains.WEBHOOKS.request()
     wait_for(lambda: count(WebhookEvent, COMPLETED) >= EVENTS // 5, timeout=60,
              what="a fifth of the events")  # fmt: skip
     before = count(WebhookEvent, COMPLETED)

@@ -10,7 +10,7 @@ from celery.beat import Scheduler
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from app import db
+from app import db, drains
 from app.celery import app as celery_app
 from app.fakes.ultravox import call_at, generate_calls, send_webhook
 from app.models import (
@@ -102,7 +102,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
     ]  # fmt: skip
     with db.session_scope() as setup:
         setup.execute(insert(WebhookEvent), rows[:1])
-    tasks.request_drain()
+    drains.WEBHOOKS.request()
     wait_for(lambda: all_completed(session, 1), what="the first event")
     with db.session_scope() as setup:
         setup.execute(insert(WebhookEvent), rows[1:])
@@ -114,7 +114,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
     with db.get_sessionmaker()() as blocker:
         blocker.execute(select(Call).where(Call.ultravox_call_id == uuid.UUID(calls[0]["callId"]))
                         .with_for_update())  # fmt: skip
-        tasks.request_drain()
+        drains.WEBHOOKS.request()
         wait_for(lambda: waiting_on_a_lock(session), what="a batch blocked mid-apply")
         in_flight = events_held()
         worker.kill()
@@ -125,7 +125,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
         wait_for(lambda: events_held() == 0, what="the killed batch to roll back")
     finally:
         worker.start()
-    tasks.request_drain()
+    drains.WEBHOOKS.request()
     wait_for(lambda: all_completed(session, len(rows) + 1), timeout=60, what="every event")
     assert count(session, Call) == len(calls)
     assert count(session, Call, Call.ended.is_not(None)) == len(calls)
