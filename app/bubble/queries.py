@@ -45,6 +45,15 @@ CLAIM_RETRIES = text(_CLAIM.format(
 ))  # fmt: skip
 
 
+# The record's next change, right after one of its items is done (in the same transaction).
+CLAIM_NEXT_OF_RECORD = text(
+    _CLAIM.format(
+        due="status = 'pending' AND table_name = :table_name AND record_id = :record_id",
+        order="seq",
+    )
+)
+
+
 def claim_pending(session: Session, *, limit: int, lease: timedelta) -> list[Row[Any]]:
     with metrics.timed_claim("sync_queue"):
         return list(session.execute(CLAIM_PENDING, {"limit": limit, "lease": lease}))
@@ -53,6 +62,12 @@ def claim_pending(session: Session, *, limit: int, lease: timedelta) -> list[Row
 def claim_retries(session: Session, *, limit: int) -> list[Row[Any]]:
     with metrics.timed_claim("sync_queue"):
         return list(session.execute(CLAIM_RETRIES, {"limit": limit}))
+
+
+def claim_next_of_record(session: Session, item: SyncQueueItem) -> Row[Any] | None:
+    """The pending item that follows `item`'s record, if nothing else is before it."""
+    params = {"table_name": item.table_name, "record_id": item.record_id, "limit": 1}
+    return session.execute(CLAIM_NEXT_OF_RECORD, params).one_or_none()
 
 
 def _ours(item_id: uuid.UUID, leased_at: datetime | None) -> ColumnElement[bool]:
