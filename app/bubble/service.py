@@ -104,7 +104,7 @@ def _push(bubble: BubbleClient, item: SyncQueueItem) -> tuple[str | None, dict[s
     if item.operation == SyncOperation.SIGNUP_ATOMIC:
         created = _signup(bubble, item, payload)
         return next(iter(created.values()), None), created
-    fields, record_id = mapped(type_name, payload)
+    fields, record_id = _mapped(type_name, payload)
     if item.operation == SyncOperation.INSERT:
         return _insert(bubble, item, type_name, fields), None
     record_id = record_id or _find_record(bubble, item, type_name, fields)
@@ -115,7 +115,7 @@ def _push(bubble: BubbleClient, item: SyncQueueItem) -> tuple[str | None, dict[s
     return record_id, None
 
 
-def mapped(type_name: str, row: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+def _mapped(type_name: str, row: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """The row's fields under their Bubble keys (BUBBLE_FIELD_MAP), and its Bubble id if the row
     holds it. A type without a map sends its columns as they are, but for `id` and our own
     (`_type`, `_id`: the Bubble id)."""

@@ -92,8 +92,9 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Configure]:
 
 
 @pytest.fixture
-def guests(session: Session) -> Iterator[str]:
-    """A table of the product's, queuing its changes for Bubble's "guest" type."""
+def guests(session: Session, configure: Configure) -> Iterator[str]:
+    """A table of the product's, queuing its changes for Bubble's "guest" type (GUEST_MAP)."""
+    configure(BUBBLE_FIELD_MAP=json.dumps(GUEST_MAP))
     session.execute(
         text("""CREATE TABLE guests (id text PRIMARY KEY, full_name text,
                             email text, visits int, bubble_uid text, created_at timestamptz
@@ -116,6 +117,11 @@ GUEST_MAP = {"guest": {"full_name": "name", "email": "email", "visits": "visits"
 def run(session: Session, sql: str, **params: Any) -> None:
     session.execute(text(sql), params)
     session.commit()
+
+
+def add_and_rename_ada(session: Session) -> None:
+    run(session, "INSERT INTO guests (id, full_name) VALUES ('g1', 'Ada')")
+    run(session, "UPDATE guests SET full_name = 'Ada L.'")
 
 
 def statuses(session: Session) -> list[tuple[SyncOperation, ProcessingStatus]]:
@@ -160,9 +166,8 @@ def test_insert_creates_the_record_and_keeps_its_id(
 
 
 def test_the_field_map_sends_the_mapped_columns_under_their_bubble_keys(
-    session: Session, fake_bubble: FakeBubble, guests: str, configure: Configure
+    session: Session, fake_bubble: FakeBubble, guests: str
 ) -> None:
-    configure(BUBBLE_FIELD_MAP=json.dumps(GUEST_MAP))
     run(session, "INSERT INTO guests (id, full_name, email, visits) VALUES ('g1', 'Ada', 'a@x', 2)")
     assert process() == ["done"]
     [record] = fake_bubble.all("guest")
@@ -175,15 +180,13 @@ def test_the_field_map_sends_the_mapped_columns_under_their_bubble_keys(
 
 
 def test_a_trigger_queued_update_and_delete_find_the_record_the_insert_created(
-    session: Session, fake_bubble: FakeBubble, guests: str, configure: Configure
+    session: Session, fake_bubble: FakeBubble, guests: str
 ) -> None:
-    configure(BUBBLE_FIELD_MAP=json.dumps(GUEST_MAP))
-    run(session, "INSERT INTO guests (id, full_name) VALUES ('g1', 'Ada')")
-    run(session, "UPDATE guests SET full_name = 'Ada L.', visits = 3")
+    add_and_rename_ada(session)
     # One claim takes the INSERT alone; the UPDATE follows it once it is done.
     assert process() == ["done"]
     [record] = fake_bubble.all("guest")
-    assert (record["name"], record["visits"]) == ("Ada L.", 3)
+    assert record["name"] == "Ada L."
     run(session, "DELETE FROM guests")
     assert process() == ["done"]
     assert fake_bubble.all("guest") == []
@@ -200,11 +203,9 @@ def test_a_trigger_queued_update_and_delete_find_the_record_the_insert_created(
 
 
 def test_an_update_waits_for_its_insert_to_be_pushed(
-    session: Session, fake_bubble: FakeBubble, guests: str, configure: Configure
+    session: Session, fake_bubble: FakeBubble, guests: str
 ) -> None:
-    configure(BUBBLE_FIELD_MAP=json.dumps(GUEST_MAP))
-    run(session, "INSERT INTO guests (id, full_name) VALUES ('g1', 'Ada')")
-    run(session, "UPDATE guests SET full_name = 'Ada L.'")
+    add_and_rename_ada(session)
     for n in range(1, 5):  # every attempt of the INSERT's request
         fake_bubble.fail_nth(n, status=503)
     assert process() == ["failed"]
