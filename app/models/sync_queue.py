@@ -37,6 +37,11 @@ class SyncQueueItem(Base):
         ),
         Index("idx_sync_queue_record", "table_name", "record_id", "seq"),
         Index(
+            "idx_sync_queue_processing",
+            "processing_started_at",
+            postgresql_where=text("status = 'processing'"),
+        ),
+        Index(
             "idx_sync_queue_processed",
             "processed_at",
             postgresql_where=text("status = 'completed'"),
