@@ -239,12 +239,29 @@ def salesforce_connect(
 @fake_cli.command("bubble")
 def fake_bubble(
     port: Annotated[int, typer.Option(min=0, max=65535)],
+    types: Annotated[
+        str,
+        typer.Option(
+            help="The app's data types and their fields, as JSON or a JSON file's path: "
+            '{"user": {"email": "text", "age": "number"}}.'
+        ),
+    ],
     token: Annotated[str, typer.Option(help="The admin token it accepts.")] = "bubble-demo-token",  # noqa: S107
 ) -> None:
     """Serve a fake Bubble Data API on loopback (BUBBLE_API_BASE_URL=http://127.0.0.1:PORT/api/1.1)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from app.config import json_or_file
     from app.fakes import bubble
 
-    bubble.run(port, token=token)
+    try:
+        declared = TypeAdapter(bubble.DataTypes).validate_python(json_or_file(types))
+    except ValidationError as error:
+        first = error.errors()[0]
+        fail(f"--types: {'.'.join(str(part) for part in first['loc'])}: {first['msg']}")
+    except ValueError as error:
+        fail(f"--types: {error}")
+    bubble.run(port, token=token, types=declared)
 
 
 @fake_cli.command("llm")

@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from functools import lru_cache
-from typing import Literal, NoReturn
+from pathlib import Path
+from typing import Annotated, Literal, NoReturn
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def json_or_file(value: object) -> object:
+    """A JSON setting given inline, or as the path of a file holding it."""
+    if not isinstance(value, str):
+        return value
+    source = value.strip()
+    if not source:
+        return {}
+    if not source.startswith("{"):
+        try:
+            source = Path(source).read_text()
+        except OSError as error:
+            raise ValueError(f"cannot read {value!r}: {error.strerror}") from None
+    try:
+        return json.loads(source)
+    except ValueError as error:
+        raise ValueError(f"not valid JSON: {error}") from None
+
+
+# Bubble data type -> {column of the queued row: Bubble field key}; "_id" marks the column
+# holding the record's Bubble id.
+BubbleFieldMap = Annotated[dict[str, dict[str, str]], NoDecode, BeforeValidator(json_or_file)]
+BubbleNaturalKeys = Annotated[dict[str, str], NoDecode, BeforeValidator(json_or_file)]
 
 
 class Settings(BaseSettings):
@@ -34,6 +68,13 @@ class Settings(BaseSettings):
         default=1000,
         ge=1,
         description="requests per minute to one Bubble app, all workers together",
+    )
+    bubble_idempotency_field: str | None = Field(
+        default=None, min_length=1, description="a text field of every type, set on each create"
+    )
+    bubble_field_map: BubbleFieldMap = Field(default_factory=dict)
+    bubble_natural_keys: BubbleNaturalKeys = Field(
+        default_factory=dict, description="data type -> a Bubble field unique to a record"
     )
 
     # The seeds' tunables (seed 003).
@@ -102,6 +143,36 @@ class Settings(BaseSettings):
         if self.analyzer == "openai" and self.llm_api_key is None:
             raise ValueError("ANALYZER=openai needs LLM_API_KEY")
         return self
+
+    @field_validator("bubble_field_map")
+    @classmethod
+    def _bubble_map_is_sound(
+        cls, field_map: dict[str, dict[str, str]]
+    ) -> dict[str, dict[str, str]]:
+        for type_name, columns in field_map.items():
+            _check_bubble_type(type_name, columns)
+        return field_map
+
+    @field_validator("bubble_natural_keys")
+    @classmethod
+    def _natural_keys_are_sent(cls, keys: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        for type_name, field in keys.items():
+            columns = info.data.get("bubble_field_map", {}).get(type_name)
+            if columns is not None and field not in columns.values():
+                raise ValueError(
+                    f"{field!r}, the key of {type_name!r}, is not a field BUBBLE_FIELD_MAP sends"
+                )
+        return keys
+
+
+def _check_bubble_type(type_name: str, columns: dict[str, str]) -> None:
+    if not type_name or any(c.isspace() or c.isupper() for c in type_name):
+        raise ValueError(f'{type_name!r} is not a type\'s URL name ("Rental Unit" is "rentalunit")')
+    fields = list(columns.values())
+    if not columns or not all(columns) or not all(fields):
+        raise ValueError(f"{type_name!r} needs columns mapped to non-empty field keys")
+    if duplicated := sorted({f for f in fields if fields.count(f) > 1}):
+        raise ValueError(f"{type_name!r} sends {duplicated[0]!r} from more than one column")
 
 
 @lru_cache

@@ -85,9 +85,9 @@ def send(
     try:
         response = session.request(method, url, timeout=timeout, **kwargs)
     except requests.Timeout as error:
-        raise retryable(f"{method} {_path(url)}: no answer within {timeout:g}s") from error
+        raise retryable(f"{method} {path_of(url)}: no answer within {timeout:g}s") from error
     except requests.RequestException as error:
-        raise retryable(f"{method} {_path(url)}: {type(error).__name__}") from error
+        raise retryable(f"{method} {path_of(url)}: {type(error).__name__}") from error
     if check is not None and response.status_code >= 400:
         check(response)
     raise_for_status(response, retryable=retryable, fatal=fatal)
@@ -154,10 +154,10 @@ def retry_transient(
 
 def describe(response: requests.Response) -> str:
     """`METHOD /path: HTTP status <body start>`, for error messages."""
-    return f"{response.request.method} {_path(response.url)}: HTTP {response.status_code} {_snippet(response)}"
+    return f"{response.request.method} {path_of(response.url)}: HTTP {response.status_code} {_snippet(response)}"
 
 
-def _path(url: str) -> str:
+def path_of(url: str) -> str:
     return urlparse(url).path
 
 

@@ -27,6 +27,14 @@ FAKE_ELEVENLABS_PORT = server.free_port()
 FAKE_SALESFORCE_PORT = server.free_port()
 FAKE_BUBBLE_PORT = server.free_port()
 BUBBLE_API_TOKEN = "bubble-test-admin-token"
+# The fake Bubble app's data types and their fields, as a real app declares them.
+BUBBLE_TYPES = {
+    "user": {"email": "text", "name": "text"},
+    "account": {"owner": "user", "plan": "text"},
+    "listing": {"account": "account", "title": "text"},
+    "guest": {"name": "text", "email": "text", "visits": "number", "vip": "yes / no"},
+    "rentalunit": {"name": "text", "beds": "number"},
+}
 SALESFORCE_CLIENT_ID = "3MVG9fake"
 SALESFORCE_CLIENT_SECRET = "sf-test-secret"
 
@@ -149,14 +157,14 @@ def fake_salesforce() -> Iterator[FakeSalesforce]:
 
 @pytest.fixture(scope="session")
 def fake_bubble_server() -> Iterator[FakeBubble]:
-    fake = FakeBubble(BUBBLE_API_TOKEN)
+    fake = FakeBubble(BUBBLE_API_TOKEN, BUBBLE_TYPES)
     with fake.serve(port=FAKE_BUBBLE_PORT):
         yield fake
 
 
 @pytest.fixture
 def fake_bubble(fake_bubble_server: FakeBubble) -> Iterator[FakeBubble]:
-    """The fake Bubble app on loopback, empty, with a fresh rate-limit window."""
+    """The fake Bubble app on loopback (BUBBLE_TYPES), empty, with a fresh rate-limit window."""
     fake_bubble_server.reset()
     redis = Redis.from_url(get_settings().redis_url)
     redis.delete(*redis.keys("callsync:bubble:rate:*"), "callsync:bubble:rate:none")

@@ -1,5 +1,6 @@
 """The Bubble Data API client (api-facts §4): Bearer admin token, a shared requests-per-minute
-budget, transient retries (429 and 503 back off, honouring Retry-After)."""
+budget, transient retries (429 and 503 back off, honouring Retry-After). Bubble's errors are
+raised with its own `body.message`."""
 
 from __future__ import annotations
 
@@ -11,15 +12,21 @@ import requests
 from app import http
 from app.bubble.ratelimit import RateLimiter
 
-KEY_FIELD = "callsync_key"  # our own key on every record we create, to find it again
-
 
 class BubbleError(http.ProviderError):
-    """Bubble refused the request (400 bad field or value, 401, 404 missing data or type)."""
+    """Bubble refused the request (400 bad field or value, 401, 404 missing data or type);
+    `kind` is its `body.status` (e.g. MISSING_DATA) when it answered in its error shape."""
+
+    kind: str | None = None
 
 
 class BubbleRetryable(BubbleError, http.RetryableError):
     """Timeout, connection failure, 408/409/429 or 5xx; `retry_after` set if the server said."""
+
+
+def is_gone(error: BubbleError) -> bool:
+    """The record is not there (a missing type or Data API setting is another 404)."""
+    return error.status == 404 and error.kind == "MISSING_DATA"
 
 
 class BubbleClient:
@@ -39,19 +46,21 @@ class BubbleClient:
         """`PATCH /obj/<type>/<id>`, answered 204."""
         self._send("PATCH", f"/obj/{type_name}/{record_id}", json=fields)
 
-    def delete(self, type_name: str, record_id: str) -> None:
-        """`DELETE /obj/<type>/<id>`; a record already gone is fine."""
+    def delete(self, type_name: str, record_id: str) -> bool:
+        """`DELETE /obj/<type>/<id>`; False when the record was already gone."""
         try:
             self._send("DELETE", f"/obj/{type_name}/{record_id}")
         except BubbleError as error:
-            if error.status != 404:
-                raise
+            if is_gone(error):
+                return False
+            raise
+        return True
 
-    def find_by_key(self, type_name: str, key: str) -> str | None:
-        """The id of the record we created with `key`, if there is one."""
-        constraints = [{"key": KEY_FIELD, "constraint_type": "equals", "value": key}]
+    def find(self, type_name: str, field: str, value: Any) -> str | None:
+        """The id of a record whose `field` equals `value`, if there is one."""
+        constraints = [{"key": field, "constraint_type": "equals", "value": value}]
         response = self._send(
-            "GET", f"/obj/{type_name}", params={"constraints": json.dumps(constraints)}
+            "GET", f"/obj/{type_name}", params={"constraints": json.dumps(constraints), "limit": 1}
         )
         results = response.json()["response"]["results"]
         return str(results[0]["_id"]) if results else None
@@ -60,6 +69,32 @@ class BubbleClient:
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         self._limiter.take()
         return http.send(
-            self._session, method, f"{self._base_url}{path}", timeout=self.timeout,
-            retryable=BubbleRetryable, fatal=BubbleError, **kwargs,
-        )  # fmt: skip
+            self._session,
+            method,
+            f"{self._base_url}{path}",
+            timeout=self.timeout,
+            retryable=BubbleRetryable,
+            fatal=BubbleError,
+            check=_check,
+            **kwargs,
+        )
+
+
+def _check(response: requests.Response) -> None:
+    """Raise Bubble's error with its message, when the body is its error shape (api-facts §4.3)."""
+    try:
+        body = response.json()["body"]
+        kind, message = str(body["status"]), str(body["message"])
+    except (ValueError, KeyError, TypeError):
+        return  # not Bubble's shape: http.raise_for_status describes it
+    status = response.status_code
+    where = f"{response.request.method} {http.path_of(response.url)}: HTTP {status}"
+    error: BubbleError
+    if status in http.RETRYABLE_STATUSES or status >= 500:
+        error = BubbleRetryable(
+            f"{where} {message}", status=status, retry_after=http.retry_after_seconds(response)
+        )
+    else:
+        error = BubbleError(f"{where} {message}", status=status)
+    error.kind = kind
+    raise error

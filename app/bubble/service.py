@@ -1,9 +1,15 @@
 """bubble_sync's work for one claimed item: push it to Bubble once, in effect.
 
-Every record we create carries our own key (`callsync_key`: the item's id, and the step for a
-signup). An item that was tried before looks its records up by that key before creating them,
-so a retry after a lost run creates nothing twice. A signup is all or nothing: when a step
-fails, the records this item created are deleted before the failure is recorded.
+What a create answers is stored on the item at once (`bubble_id`, and a signup's ids by step in
+`result`), so a later try of the item reuses it instead of creating the record again. Only a
+worker lost between Bubble's answer and that write leaves a record the retry cannot see; the
+retry then looks for it by BUBBLE_IDEMPOTENCY_FIELD (our item key, written on every create when
+that field is configured) or by the type's natural key (BUBBLE_NATURAL_KEYS), else creates it.
+
+A signup is all or nothing: when a step fails, the records this item created are deleted before
+the failure is recorded. UPDATE and DELETE find the record's Bubble id in the row, or in the
+INSERT of the same record, or by the natural key. A 400 (a field Bubble does not know, a bad
+value) is dead at once: no retry can fix it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 
 from app import db
 from app.bubble import queries
-from app.bubble.client import KEY_FIELD, BubbleClient, BubbleError
+from app.bubble.client import BubbleClient, BubbleError, is_gone
 from app.bubble.ratelimit import RateLimiter
 from app.config import get_settings
 from app.models import SyncOperation, SyncQueueItem
@@ -25,34 +31,61 @@ from app.models import SyncOperation, SyncQueueItem
 log = logging.getLogger("bubble_sync")
 
 _REFERENCE = re.compile(r"^\$(\w+)$")  # "$user": the id the signup's "user" step created
+ID_FIELD = "_id"  # a column mapped to this field holds the record's Bubble id
 
 
 class ItemFailed(Exception):
-    """The item could not be pushed; the message is the reason recorded on it."""
+    """The item could not be pushed; the message is the reason recorded on it. A `dead` failure
+    is one that trying again cannot fix."""
+
+    def __init__(self, reason: str, *, dead: bool = False) -> None:
+        super().__init__(reason)
+        self.dead = dead
 
 
 def process_item(item_id: uuid.UUID, leased_at: datetime) -> str:
-    """Push the item if this claim still holds it; returns what happened."""
+    """Push the item if this claim still holds it; returns what happened. When it is done, the
+    record's next pending change is claimed and pushed too, and so on, rather than a tick later."""
+    outcome, follower = _process_one(item_id, leased_at)
+    while follower is not None:
+        _, follower = _process_one(*follower)
+    return outcome
+
+
+def _process_one(
+    item_id: uuid.UUID, leased_at: datetime
+) -> tuple[str, tuple[uuid.UUID, datetime] | None]:
     settings = get_settings()
     with db.session_scope() as session:
         item = queries.get_leased(session, item_id, leased_at)
         if item is None:
-            return "not ours"
+            return "not ours", None
         session.expunge(item)
     try:
         bubble_id, result = _push(client(), item)
     except (ItemFailed, BubbleError) as failure:
+        dead = failure.dead if isinstance(failure, ItemFailed) else failure.status == 400
         with db.session_scope() as session:
-            retry = queries.mark_failed(session, item, str(failure),
-                                        base=settings.retry_base_seconds,
-                                        cap=settings.retry_max_seconds)  # fmt: skip
-        log.warning("[bubble_sync] item %s failed (%s): %s", item.id,
-                    "retry later" if retry else "no retries left", failure)  # fmt: skip
-        return "failed"
+            retry = queries.mark_failed(
+                session,
+                item,
+                str(failure),
+                dead=dead,
+                base=settings.retry_base_seconds,
+                cap=settings.retry_max_seconds,
+            )
+        log.warning(
+            "[bubble_sync] item %s failed (%s): %s",
+            item.id,
+            "retry later" if retry else "no retries left",
+            failure,
+        )
+        return "failed", None
     with db.session_scope() as session:
         queries.mark_done(session, item, bubble_id=bubble_id, result=result)
+        follower = queries.claim_next_of_record(session, item)
     log.info("[bubble_sync] item %s %s done bubble_id=%s", item.id, item.operation, bubble_id)
-    return "done"
+    return "done", None if follower is None else (follower.id, follower.processing_started_at)
 
 
 @lru_cache
@@ -66,52 +99,152 @@ def client() -> BubbleClient:
 
 
 def _push(bubble: BubbleClient, item: SyncQueueItem) -> tuple[str | None, dict[str, Any] | None]:
-    retried = item.tries > 1  # every claim counts, a retry's included
     payload = dict(item.payload)
     type_name = str(payload.pop("_type", item.table_name))
-    if item.operation == SyncOperation.INSERT:
-        return _create(bubble, type_name, payload, key=str(item.id), look_first=retried), None
-    if item.operation == SyncOperation.UPDATE:
-        record_id = payload.pop("_id", None) or payload.pop("bubble_id", None)
-        if not record_id:
-            raise ItemFailed("an UPDATE needs the record's Bubble id in its payload (_id)")
-        bubble.modify(type_name, str(record_id), payload)
-        return str(record_id), None
     if item.operation == SyncOperation.SIGNUP_ATOMIC:
-        created = _signup(bubble, item, payload, look_first=retried)
+        created = _signup(bubble, item, payload)
         return next(iter(created.values()), None), created
-    raise ItemFailed(f"{item.operation} items are not pushed to Bubble")
+    fields, record_id = _mapped(type_name, payload)
+    if item.operation == SyncOperation.INSERT:
+        return _insert(bubble, item, type_name, fields), None
+    record_id = record_id or _find_record(bubble, item, type_name, fields)
+    if item.operation == SyncOperation.UPDATE:
+        return _update(bubble, item, type_name, fields, record_id), None
+    if record_id is None or not bubble.delete(type_name, record_id):
+        return record_id, {"deleted": False}  # gone already, or never created
+    return record_id, None
+
+
+def _mapped(type_name: str, row: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The row's fields under their Bubble keys (BUBBLE_FIELD_MAP), and its Bubble id if the row
+    holds it. A type without a map sends its columns as they are, but for `id` and our own
+    (`_type`, `_id`: the Bubble id)."""
+    columns = get_settings().bubble_field_map.get(type_name)
+    if columns is None:
+        fields = {key: value for key, value in row.items() if key != "id" and key[:1] != "_"}
+        return fields, _text(row.get(ID_FIELD))
+    if missing := [column for column in columns if column not in row]:
+        raise ItemFailed(
+            f"BUBBLE_FIELD_MAP maps column {missing[0]!r} of {type_name!r}, which "
+            "the queued row does not have",
+            dead=True,
+        )
+    fields = {field: row[column] for column, field in columns.items() if field != ID_FIELD}
+    held = [row[column] for column, field in columns.items() if field == ID_FIELD]
+    return fields, _text(held[0] if held else row.get(ID_FIELD))
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+def _insert(
+    bubble: BubbleClient, item: SyncQueueItem, type_name: str, fields: dict[str, Any]
+) -> str:
+    if item.bubble_id:  # an earlier try created it, and said so
+        return item.bubble_id
+    record_id = _create(bubble, item, type_name, fields, key=str(item.id))
+    _store(item, bubble_id=record_id, result=None)
+    return record_id
 
 
 def _create(
-    bubble: BubbleClient, type_name: str, fields: dict[str, Any], *, key: str, look_first: bool
+    bubble: BubbleClient, item: SyncQueueItem, type_name: str, fields: dict[str, Any], *, key: str
 ) -> str:
-    """Create the record, unless an earlier try of this item already did."""
-    if look_first and (found := bubble.find_by_key(type_name, key)):
+    """Create the record, unless a lost earlier try of this item did and it can be found."""
+    if item.tries > 1 and (found := _find_created(bubble, type_name, fields, key)):
         return found
-    return bubble.create(type_name, {**fields, KEY_FIELD: key})
+    field = get_settings().bubble_idempotency_field
+    return bubble.create(type_name, {**fields, field: key} if field else fields)
 
 
-def _signup(
-    bubble: BubbleClient, item: SyncQueueItem, payload: dict[str, Any], *, look_first: bool
-) -> dict[str, str]:
+def _find_created(
+    bubble: BubbleClient, type_name: str, fields: dict[str, Any], key: str
+) -> str | None:
+    if field := get_settings().bubble_idempotency_field:
+        return bubble.find(type_name, field, key)
+    return _find_by_natural_key(bubble, type_name, fields)
+
+
+def _find_by_natural_key(
+    bubble: BubbleClient, type_name: str, fields: dict[str, Any]
+) -> str | None:
+    natural = get_settings().bubble_natural_keys.get(type_name)
+    if natural is None or fields.get(natural) is None:
+        return None
+    return bubble.find(type_name, natural, fields[natural])
+
+
+def _store(item: SyncQueueItem, *, bubble_id: str | None, result: dict[str, Any] | None) -> None:
+    """Keep what Bubble created before anything else can fail."""
+    item.bubble_id, item.result = bubble_id, result
+    with db.session_scope() as session:
+        queries.record_created(session, item, bubble_id=bubble_id, result=result)
+
+
+def _find_record(
+    bubble: BubbleClient, item: SyncQueueItem, type_name: str, fields: dict[str, Any]
+) -> str | None:
+    """The Bubble id of the item's record: its INSERT's, or the one its natural key finds.
+    None when neither knows of one but the INSERT ran (it never created the record)."""
+    with db.session_scope() as session:
+        insert = queries.earlier_insert(session, item, type_name)
+        created = None if insert is None else insert.bubble_id
+    if created:
+        return created
+    if found := _find_by_natural_key(bubble, type_name, fields):
+        return found
+    if insert is None and type_name not in get_settings().bubble_natural_keys:
+        raise ItemFailed(
+            f"no Bubble id for {item.table_name} {item.record_id}: no INSERT of it was queued, "
+            f"its row has no {ID_FIELD!r} column and {type_name!r} has no natural key",
+            dead=True,
+        )
+    return None
+
+
+def _update(
+    bubble: BubbleClient,
+    item: SyncQueueItem,
+    type_name: str,
+    fields: dict[str, Any],
+    record_id: str | None,
+) -> str:
+    if record_id is None:
+        raise ItemFailed(
+            f"{type_name} {item.record_id} is not in Bubble: it was never created", dead=True
+        )
+    try:
+        bubble.modify(type_name, record_id, fields)
+    except BubbleError as error:
+        if is_gone(error):
+            raise ItemFailed(f"{error} (deleted in Bubble)", dead=True) from error
+        raise
+    return record_id
+
+
+def _signup(bubble: BubbleClient, item: SyncQueueItem, payload: dict[str, Any]) -> dict[str, str]:
     """Create the signup's records in order ({"steps": [{"key", "type", "fields"}...]});
     a field "$<key>" is the id of an earlier step's record. All or nothing."""
     steps = payload.get("steps")
     if not isinstance(steps, list) or not steps:
-        raise ItemFailed("a SIGNUP_ATOMIC payload needs a list of steps")
-    created: dict[str, str] = {}
+        raise ItemFailed("a SIGNUP_ATOMIC payload needs a list of steps", dead=True)
+    created: dict[str, str] = dict(item.result or {})  # what an earlier try kept
     types: dict[str, str] = {}
     for step in steps:
         key, type_name = str(step["key"]), str(step["type"])
+        types[key] = type_name
+        if key in created:
+            continue
         fields = {name: _resolve(value, created) for name, value in step.get("fields", {}).items()}
         try:
-            created[key] = _create(bubble, type_name, fields, key=f"{item.id}:{key}",
-                                   look_first=look_first)  # fmt: skip
+            created[key] = _create(bubble, item, type_name, fields, key=f"{item.id}:{key}")
         except BubbleError as error:
-            undone = _compensate(bubble, created, types)
-            raise ItemFailed(f"signup step {key!r} failed: {error}; {undone}") from error
-        types[key] = type_name
+            undone = _compensate(bubble, item, created, types)
+            # Bubble refused the step: dead, once nothing of the signup is left to undo.
+            dead = error.status == 400 and not created
+            raise ItemFailed(f"signup step {key!r} failed: {error}; {undone}", dead=dead) from error
+        _store(item, bubble_id=None, result=created)
     return created
 
 
@@ -120,16 +253,22 @@ def _resolve(value: Any, created: dict[str, str]) -> Any:
     if match is None:
         return value
     if match.group(1) not in created:
-        raise ItemFailed(f"{value} names no earlier step")
+        raise ItemFailed(f"{value} names no earlier step", dead=True)
     return created[match.group(1)]
 
 
-def _compensate(bubble: BubbleClient, created: dict[str, str], types: dict[str, str]) -> str:
-    """Delete what the signup created, newest first; says what it did."""
-    for key in reversed(list(created)):
-        try:
+def _compensate(
+    bubble: BubbleClient, item: SyncQueueItem, created: dict[str, str], types: dict[str, str]
+) -> str:
+    """Delete what the signup created, newest first; says what it did. What could not be
+    deleted stays in the item's result: the retry reuses it and finishes the signup."""
+    count = len(created)
+    try:
+        for key in reversed(list(created)):
             bubble.delete(types[key], created[key])
-        except BubbleError as error:
-            # The retry finds the rest by key and finishes, or compensates, the signup.
-            return f"rollback incomplete at {key!r}: {error}"
-    return f"rolled back {len(created)} record(s)"
+            del created[key]
+    except BubbleError as error:
+        return f"rollback incomplete at {key!r}: {error}"
+    finally:
+        _store(item, bubble_id=None, result=created or None)
+    return f"rolled back {count} record(s)"

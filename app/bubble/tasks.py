@@ -23,7 +23,7 @@ BATCH_SIZE = 5  # seed 004: payload.batch_size
 
 @periodic_task("bubble-sync-processor")
 def bubble_sync_processor(limit: int = CLAIM_LIMIT, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
-    """Claim pending SIGNUP_ATOMIC, INSERT and UPDATE items; push them in batches."""
+    """Claim pending items (each after its record's earlier ones); push them in batches."""
     lease = timedelta(seconds=get_settings().lease_seconds)
     with db.session_scope() as session:
         claimed = queries.claim_pending(session, limit=limit, lease=lease)

@@ -39,6 +39,13 @@ class RealProviders:
     salesforce_refresh_token: str | None = None
 
 
+# The fake Bubble app's data types: those of the signup the demo queues (flows.SIGNUP).
+BUBBLE_TYPES = {
+    "user": {"email": "text", "name": "text"},
+    "account": {"owner": "user", "plan": "text"},
+}
+
+
 @dataclass(frozen=True)
 class Providers:
     ultravox_api_key: str
@@ -78,7 +85,7 @@ def start_providers(
     )
     env.update(ELEVENLABS_API_BASE_URL=serve("ElevenLabs", elevenlabs),
                ELEVENLABS_API_KEY=elevenlabs.api_key)  # fmt: skip
-    bubble = FakeBubble(secrets.token_urlsafe(16))
+    bubble = FakeBubble(secrets.token_urlsafe(16), BUBBLE_TYPES)
     env.update(BUBBLE_API_BASE_URL=serve("Bubble", bubble) + "/api/1.1",
                BUBBLE_API_TOKEN=bubble.token)  # fmt: skip
     return Providers(ultravox_key, ultravox, instance_url, refresh_token, salesforce, elevenlabs,

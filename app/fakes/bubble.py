@@ -2,6 +2,13 @@
 constraints), create, modify, replace, delete and bulk create, with the Bearer admin token,
 errors in Bubble's shape and a 429 throttle.
 
+Like a real app it has data types, each with its fields: `FakeBubble(token, {"user": {"email":
+"text", "age": "number"}})`. A field's type is "text", "number", "yes / no", "date", another data
+type (a reference: a record's id) or "list of <one of those>". A create or modify naming a field
+the type lacks, or a value of the wrong type, or the same field twice, is answered 400; a type
+the app does not have (or has not enabled in the Data API) is answered 404 (§4.3). Bubble's
+`body.status` keywords other than MISSING_DATA, and its exact 400 wording, are unconfirmed.
+
 `fail_nth(n, status=...)` makes the n-th request from now fail, for compensation tests;
 `requests` records every request (time, method, path) for rate checks.
 """
@@ -9,6 +16,7 @@ errors in Bubble's shape and a 429 throttle.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hmac
 import itertools
 import json
@@ -25,6 +33,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from app.fakes import server
 
 BULK_MAX_LINES = 1000
+BUILT_IN_FIELDS = ("_id", "Created Date", "Modified Date", "Created By", "Slug")
+DataTypes = dict[str, dict[str, str]]  # data type -> field -> field type
 
 
 def _error(status: int, kind: str, message: str) -> Response:
@@ -33,9 +43,23 @@ def _error(status: int, kind: str, message: str) -> Response:
     )
 
 
+class Refused(Exception):
+    """A request the real app would refuse; `answer` is its error response."""
+
+    def __init__(self, answer: Response, message: str = "") -> None:
+        super().__init__(message)
+        self.answer = answer
+
+
+def _refusal(status: int, kind: str, message: str) -> Refused:
+    return Refused(_error(status, kind, message), message)
+
+
 class FakeBubble:
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, types: DataTypes) -> None:
         self.token = token
+        self._declared = copy.deepcopy(types)
+        self.types = copy.deepcopy(types)
         self._lock = threading.Lock()
         self.objects: dict[str, dict[str, dict[str, Any]]] = {}
         self.requests: list[tuple[float, str, str]] = []
@@ -69,8 +93,14 @@ class FakeBubble:
         with self._lock:
             return [dict(record) for record in self.objects.get(type_name, {}).values()]
 
+    def declare(self, type_name: str, fields: dict[str, str]) -> None:
+        """Add a data type, or fields to one, until the next reset."""
+        with self._lock:
+            self.types.setdefault(type_name, {}).update(fields)
+
     def reset(self) -> None:
         with self._lock:
+            self.types = copy.deepcopy(self._declared)
             self.objects.clear()
             self.requests.clear()
             self._fail_at.clear()
@@ -99,7 +129,29 @@ class FakeBubble:
             return _error(failing, kind, f"Injected failure of request {number}")
         return None
 
+    def check(self, type_name: str, fields: dict[str, Any]) -> None:
+        """Refuse fields the type lacks and values of the wrong type, as Bubble does."""
+        declared = self.types[type_name]
+        for name, value in fields.items():
+            if name not in declared:
+                raise _refusal(400, "INVALID_DATA", f"Unrecognized field: {name}")
+            if value is not None and not self._fits(declared[name], value):
+                wrong = f"{json.dumps(value)} is not a valid {declared[name]}"
+                raise _refusal(400, "INVALID_DATA", f"Invalid data for field {name}: {wrong}")
+
+    def _fits(self, field_type: str, value: Any) -> bool:
+        if field_type.startswith("list of "):
+            return isinstance(value, list) and all(self._fits(field_type[8:], v) for v in value)
+        if field_type == "number":
+            return isinstance(value, int | float) and not isinstance(value, bool)
+        if field_type == "yes / no":
+            return isinstance(value, bool)
+        if field_type == "date":
+            return isinstance(value, str) and _is_date(value)
+        return isinstance(value, str)  # text, or a reference to a record of another type
+
     def _create(self, type_name: str, fields: dict[str, Any]) -> str:
+        self.check(type_name, fields)
         with self._lock:
             record_id = f"{int(time.time() * 1000)}x{next(self._ids):018d}"
             now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -107,6 +159,37 @@ class FakeBubble:
                 **fields, "_id": record_id, "Created Date": now, "Modified Date": now,
             }  # fmt: skip
             return record_id
+
+
+def _is_date(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _no_type(type_name: str) -> Response:
+    return _error(404, "NOT_FOUND", f"Type not found: {type_name}")
+
+
+def _fields(raw: bytes) -> dict[str, Any]:
+    """A request body's fields; a body that is no JSON object, or names a field twice, is
+    refused."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        names = [name for name, _ in items]
+        if twice := sorted({name for name in names if names.count(name) > 1}):
+            raise _refusal(400, "INVALID_DATA", f"Duplicate field names: {twice[0]}")
+        return dict(items)
+
+    try:
+        fields = json.loads(raw, object_pairs_hook=pairs)
+    except ValueError:
+        raise _refusal(400, "ERROR", "body is not JSON") from None
+    if not isinstance(fields, dict):
+        raise _refusal(400, "ERROR", "body must be a JSON object")
+    return fields
 
 
 def _missing(type_name: str, record_id: str) -> Response:
@@ -123,39 +206,51 @@ def _build_app(fake: FakeBubble) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     prefix = "/api/1.1/obj"
 
+    @app.exception_handler(Refused)
+    async def refused(_request: Request, refusal: Refused) -> Response:
+        return refusal.answer
+
+    async def begin(request: Request, type_name: str) -> None:
+        """Record the request; refuse it if an error is due or the type is not the app's."""
+        if (answer := await fake._enter(request)) is not None:
+            raise Refused(answer)
+        if type_name not in fake.types:
+            raise Refused(_no_type(type_name))
+
     @app.post(prefix + "/{type_name}/bulk")
     async def bulk(type_name: str, request: Request) -> Response:
-        if (answer := await fake._enter(request)) is not None:
-            return answer
+        await begin(request, type_name)
         lines = [line for line in (await request.body()).decode().splitlines() if line.strip()]
         if len(lines) > BULK_MAX_LINES:
             return _error(400, "ERROR", f"at most {BULK_MAX_LINES} lines per bulk request")
         out = []
         for line in lines:
             try:
-                fields = json.loads(line)
-                out.append({"status": "success", "id": fake._create(type_name, dict(fields))})
-            except (ValueError, TypeError) as error:
-                out.append({"status": "error", "message": f"invalid JSON line: {error}"})
+                out.append(
+                    {"status": "success", "id": fake._create(type_name, _fields(line.encode()))}
+                )
+            except Refused as refusal:
+                out.append(
+                    {
+                        "status": "error",
+                        "message": str(refusal),
+                    }
+                )
         return PlainTextResponse("\n".join(json.dumps(o) for o in out))
 
     @app.post(prefix + "/{type_name}")
     async def create(type_name: str, request: Request) -> Response:
-        if (answer := await fake._enter(request)) is not None:
-            return answer
-        try:
-            fields = await request.json()
-        except ValueError:
-            return _error(400, "ERROR", "body is not JSON")
-        if not isinstance(fields, dict):
-            return _error(400, "ERROR", "body must be a JSON object")
-        return JSONResponse({"status": "success", "id": fake._create(type_name, fields)}, 201)
+        await begin(request, type_name)
+        record_id = fake._create(type_name, _fields(await request.body()))
+        return JSONResponse({"status": "success", "id": record_id}, 201)
 
     @app.get(prefix + "/{type_name}")
     async def search(type_name: str, request: Request) -> Response:
-        if (answer := await fake._enter(request)) is not None:
-            return answer
+        await begin(request, type_name)
         constraints = json.loads(request.query_params.get("constraints") or "[]")
+        known = (*fake.types[type_name], *BUILT_IN_FIELDS)
+        if unknown := [c.get("key") for c in constraints if c.get("key") not in known]:
+            return _error(400, "INVALID_DATA", f"Unrecognized field: {unknown[0]}")
         found = [r for r in fake.all(type_name) if _matches(r, constraints)]
         cursor = int(request.query_params.get("cursor", 0))
         limit = min(100, int(request.query_params.get("limit", 100)))
@@ -165,8 +260,7 @@ def _build_app(fake: FakeBubble) -> FastAPI:
 
     @app.get(prefix + "/{type_name}/{record_id}")
     async def get(type_name: str, record_id: str, request: Request) -> Response:
-        if (answer := await fake._enter(request)) is not None:
-            return answer
+        await begin(request, type_name)
         record = fake.objects.get(type_name, {}).get(record_id)
         return (
             _missing(type_name, record_id) if record is None else JSONResponse({"response": record})
@@ -174,9 +268,9 @@ def _build_app(fake: FakeBubble) -> FastAPI:
 
     @app.api_route(prefix + "/{type_name}/{record_id}", methods=["PATCH", "PUT"])
     async def change(type_name: str, record_id: str, request: Request) -> Response:
-        if (answer := await fake._enter(request)) is not None:
-            return answer
-        fields = await request.json()
+        await begin(request, type_name)
+        fields = _fields(await request.body())
+        fake.check(type_name, fields)
         with fake._lock:
             record = fake.objects.get(type_name, {}).get(record_id)
             if record is None:
@@ -188,8 +282,7 @@ def _build_app(fake: FakeBubble) -> FastAPI:
 
     @app.delete(prefix + "/{type_name}/{record_id}")
     async def delete(type_name: str, record_id: str, request: Request) -> Response:
-        if (answer := await fake._enter(request)) is not None:
-            return answer
+        await begin(request, type_name)
         with fake._lock:
             if fake.objects.get(type_name, {}).pop(record_id, None) is None:
                 return _missing(type_name, record_id)
@@ -198,6 +291,6 @@ def _build_app(fake: FakeBubble) -> FastAPI:
     return app
 
 
-def run(port: int, *, token: str) -> None:
-    """Serve the fake on 127.0.0.1:`port` until interrupted."""
-    server.run_announced(FakeBubble(token).app, port, "Bubble", path="/api/1.1")
+def run(port: int, *, token: str, types: DataTypes) -> None:
+    """Serve a fake app with these data types on 127.0.0.1:`port` until interrupted."""
+    server.run_announced(FakeBubble(token, types).app, port, "Bubble", path="/api/1.1")

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, text
+from sqlalchemy import BigInteger, CheckConstraint, Identity, Index, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAt, ProcessingStatus, UuidPk, pg_enum
@@ -28,16 +28,19 @@ class SyncQueueItem(Base):
         Index(
             "idx_sync_queue_pending",
             "created_at",
-            postgresql_where=text(
-                "status = 'pending' AND operation IN ('SIGNUP_ATOMIC', 'INSERT', 'UPDATE')"
-            ),
+            postgresql_where=text("status = 'pending'"),
         ),
         Index(
             "idx_sync_queue_retry",
             "next_retry_at",
             postgresql_where=text("status = 'failed' AND retry_count < max_retries"),
         ),
-        Index("idx_sync_queue_record", "table_name", "record_id"),
+        Index("idx_sync_queue_record", "table_name", "record_id", "seq"),
+        Index(
+            "idx_sync_queue_processing",
+            "processing_started_at",
+            postgresql_where=text("status = 'processing'"),
+        ),
         Index(
             "idx_sync_queue_processed",
             "processed_at",
@@ -46,6 +49,8 @@ class SyncQueueItem(Base):
     )
 
     id: Mapped[UuidPk]
+    # The order items were queued in; a record's items are pushed in this order.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
     table_name: Mapped[str]
     record_id: Mapped[str]
     operation: Mapped[SyncOperation] = mapped_column(pg_enum(SyncOperation, "sync_operation"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import timedelta
 
 import pytest
@@ -34,6 +36,20 @@ def test_a_worker_killed_mid_signup_leaves_no_duplicate_and_no_orphan(
     tick()
     wait_for(lambda: len(fake_bubble.requests) >= 2, timeout=20, what="the second create")
     worker.kill()
+    # The account was created, but the dead worker never heard its id: the retry finds it by
+    # its natural key (one account per owner). Without one it would be created again (README).
+    worker.env = {**os.environ, "BUBBLE_NATURAL_KEYS": json.dumps({"account": "owner"})}
+    try:
+        finish_the_signup(session, worker, fake_bubble, item)
+    finally:
+        worker.kill()
+        worker.env = None
+        worker.start()
+
+
+def finish_the_signup(
+    session: Session, worker: Worker, fake_bubble: FakeBubble, item: SyncQueueItem
+) -> None:
     worker.start()
     wait_for(lambda: fake_bubble.all("account"), timeout=10, what="the slow create to land")
     # The dead worker's lease runs out; the next tick takes the item again.
