@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import time
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import insert
@@ -64,3 +64,15 @@ def enroll(session: Session, campaign: Campaign, **lead: Any) -> Lead:
     )
     session.commit()
     return row
+
+
+def midday_zone() -> str:
+    """A fixed-offset zone where it is about noon now, so the call window is open."""
+    offset = 12 - datetime.now(UTC).hour  # hours ahead of UTC; Etc/GMT signs are inverted
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+
+
+def all_day(session: Session) -> Campaign:
+    return make_campaign(
+        session, timezone=midday_zone(), call_window_start=time(0), call_window_end=time(23, 59)
+    )

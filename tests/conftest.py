@@ -61,13 +61,16 @@ os.environ.update(
     BUBBLE_API_TOKEN=BUBBLE_API_TOKEN,
 )
 
+from celery.contrib.testing.worker import start_worker
+from celery.worker import WorkController
 from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app import db, drains, migrations
 from app.api.main import create_app, server_options
-from app.celery import app as celery_app
+from app.celery import Queue
+from app.celery import app as callsync_app
 from app.config import get_settings
 from app.fakes.bubble import FakeBubble
 from app.fakes.elevenlabs import FakeElevenLabs
@@ -102,7 +105,7 @@ def clean_tables(database: str) -> Iterator[None]:
     keys off for that transaction only (session_replication_role).
     """
     yield
-    celery_app.control.purge()
+    callsync_app.control.purge()
     drains.WEBHOOKS.forget()
     drains.ENRICHMENT.forget()
     with db.session_scope() as session:
@@ -170,6 +173,17 @@ def fake_bubble(fake_bubble_server: FakeBubble) -> Iterator[FakeBubble]:
     redis.delete(*redis.keys("callsync:bubble:rate:*"), "callsync:bubble:rate:none")
     yield fake_bubble_server
     fake_bubble_server.reset()
+
+
+@pytest.fixture
+def inprocess_worker() -> Iterator[WorkController]:
+    """Celery's embedded test worker (celery.contrib.testing, what pytest-celery's in-process
+    fixtures start) running our app's tasks on every queue, in a thread of this process, for
+    one test. pytest-celery's own `celery_worker` fixture runs workers in Docker instead."""
+    with start_worker(
+        callsync_app, pool="solo", queues=list(Queue), perform_ping_check=False
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -38,10 +38,9 @@ from app.models import (
     SyncOperation,
     SyncQueueItem,
 )
-from tests.campaigns import enroll
+from tests.campaigns import all_day, enroll
 from tests.chaos.conftest import count, scalar, tick
 from tests.conftest import BUBBLE_API_TOKEN, ELEVENLABS_API_KEY, ULTRAVOX_API_KEY
-from tests.e2e.test_campaigns import all_day
 from tests.helpers import ApiClient, Worker, make_agency, make_member, wait_for
 from tests.salesforce import connect, contacts
 

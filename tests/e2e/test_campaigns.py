@@ -3,7 +3,7 @@ reservation and its dial never leads to a second dial of that attempt."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import timedelta
 
 import pytest
 from celery.beat import Scheduler
@@ -13,23 +13,11 @@ from sqlalchemy.orm import Session
 from app.campaigns import service, tasks
 from app.celery import app as celery_app
 from app.fakes.elevenlabs import FakeElevenLabs
-from app.models import CallLog, Campaign, CampaignDial, CampaignLead, CampaignLeadStatus, DialStatus
-from tests.campaigns import enroll, make_campaign
+from app.models import CallLog, CampaignDial, CampaignLead, CampaignLeadStatus, DialStatus
+from tests.campaigns import all_day, enroll
 from tests.helpers import Worker, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def midday_zone() -> str:
-    """A fixed-offset zone where it is about noon now, so the call window is open."""
-    offset = 12 - datetime.now(UTC).hour  # hours ahead of UTC; Etc/GMT signs are inverted
-    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
-
-
-def all_day(session: Session) -> Campaign:
-    return make_campaign(
-        session, timezone=midday_zone(), call_window_start=time(0), call_window_end=time(23, 59)
-    )
 
 
 def dial_rows(session: Session) -> list[CampaignDial]:
