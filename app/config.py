@@ -6,7 +6,7 @@ import sys
 from functools import lru_cache
 from typing import Literal, NoReturn
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(
         default="", description="comma-separated proxy addresses whose X-Forwarded-For is believed"
     )
+    cors_allowed_origins: str = Field(
+        default="", description="comma-separated origins whose browser pages may call the API"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, min_length=16, description="when set, GET /metrics needs it as bearer token"
+    )
     webhook_batch_size: int = Field(default=200, ge=1, le=5000)
     # A few connections keep PostgreSQL's commits flowing; more make its backends contend for
     # the CPU and stretch the tail: on 2 cores, 4 gave p99 33 ms where 10 gave 116 ms.
@@ -97,11 +103,21 @@ class Settings(BaseSettings):
     http_retry_max_seconds: float = Field(default=30.0, ge=0)
     task_retry_seconds: float = Field(default=10.0, ge=0)
 
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return value or None  # docker compose passes an unset METRICS_TOKEN as ""
+
     @model_validator(mode="after")
     def _llm_key_when_used(self) -> Settings:
         if self.analyzer == "openai" and self.llm_api_key is None:
             raise ValueError("ANALYZER=openai needs LLM_API_KEY")
         return self
+
+
+def comma_separated(value: str) -> list[str]:
+    """The items of a comma-separated setting, blanks dropped."""
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 @lru_cache
