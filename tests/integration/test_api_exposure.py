@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
+from app.config import Settings
 from tests.helpers import ApiClient, api_with
 
 ALLOWED = "https://app.example.com"
@@ -83,3 +84,10 @@ def test_with_a_metrics_token_metrics_need_it_as_bearer_token() -> None:
         assert right.status_code == 200
         assert "callsync_queue_rows" in right.text
         assert api.get("/healthz").status_code == 200  # the probes stay open
+
+
+def test_an_empty_metrics_token_is_none_and_a_short_one_is_refused() -> None:
+    # docker compose passes an unset METRICS_TOKEN through as "".
+    assert Settings(metrics_token="").metrics_token is None
+    with pytest.raises(ValidationError, match="metrics_token"):
+        Settings(metrics_token="short")
