@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(
         default="", description="comma-separated proxy addresses whose X-Forwarded-For is believed"
     )
+    cors_allowed_origins: str = Field(
+        default="", description="comma-separated origins whose browser pages may call the API"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, min_length=16, description="when set, GET /metrics needs it as bearer token"
+    )
     webhook_batch_size: int = Field(default=200, ge=1, le=5000)
     # A few connections keep PostgreSQL's commits flowing; more make its backends contend for
     # the CPU and stretch the tail: on 2 cores, 4 gave p99 33 ms where 10 gave 116 ms.
@@ -137,6 +143,11 @@ class Settings(BaseSettings):
     http_retry_initial_seconds: float = Field(default=1.0, ge=0)
     http_retry_max_seconds: float = Field(default=30.0, ge=0)
     task_retry_seconds: float = Field(default=10.0, ge=0)
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return value or None  # docker compose passes an unset METRICS_TOKEN as ""
 
     @model_validator(mode="after")
     def _llm_key_when_used(self) -> Settings:
@@ -173,6 +184,11 @@ def _check_bubble_type(type_name: str, columns: dict[str, str]) -> None:
         raise ValueError(f"{type_name!r} needs columns mapped to non-empty field keys")
     if duplicated := sorted({f for f in fields if fields.count(f) > 1}):
         raise ValueError(f"{type_name!r} sends {duplicated[0]!r} from more than one column")
+
+
+def comma_separated(value: str) -> list[str]:
+    """The items of a comma-separated setting, blanks dropped."""
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 @lru_cache

@@ -3,8 +3,9 @@
 Workers run on many machines, so what they count (tasks by queue, name and outcome; how long
 each claim statement took) is kept in one Redis hash that every worker adds to and the API
 reads at scrape time. Queue depth is read from the database at scrape time, so it is never
-stale. Recording a figure never fails the work it describes: a Redis error is logged and the
-figure dropped.
+stale; only the completed rows, which nobody waits on, are an estimate (app/queue_stats.py).
+Recording a figure never fails the work it describes: a Redis error is logged and the figure
+dropped.
 """
 
 from __future__ import annotations
@@ -98,7 +99,14 @@ class CallsyncCollector(Collector):
 
 def _queue_families() -> Iterator[Metric]:
     rows = GaugeMetricFamily(
-        "callsync_queue_rows", "Rows of each queue table by status.", labels=["queue", "status"]
+        "callsync_queue_rows",
+        "Rows of each queue table by status: pending, processing, failed (exact).",
+        labels=["queue", "status"],
+    )
+    estimated = GaugeMetricFamily(
+        "callsync_queue_rows_estimate",
+        "Completed rows of each queue table, estimated from the planner's statistics.",
+        labels=["queue", "status"],
     )
     oldest = GaugeMetricFamily(
         "callsync_queue_oldest_pending_seconds",
@@ -117,11 +125,12 @@ def _queue_families() -> Iterator[Metric]:
         age = stat.oldest_pending.total_seconds() if stat.oldest_pending else 0.0
         oldest.add_metric([stat.name], age)
         dead.add_metric([stat.name], stat.dead)
+        estimated.add_metric([stat.name, "completed"], stat.completed_estimate)
     jobs = GaugeMetricFamily(
         "callsync_sync_jobs_in_flight", "Historical sync jobs pending or in progress."
     )
     jobs.add_metric([], in_flight)
-    yield from (rows, oldest, dead, jobs)
+    yield from (rows, estimated, oldest, dead, jobs)
 
 
 def _worker_families(fields: dict[str, str]) -> Iterator[Metric]:

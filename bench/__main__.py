@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from bench import campaigns, enrichment, environment, historical_sync, salesforce, webhooks
+from bench import (
+    campaigns,
+    enrichment,
+    environment,
+    historical_sync,
+    queue_stats,
+    salesforce,
+    webhooks,
+)
 
-BENCHMARKS = ["historical-sync", "webhooks", "enrichment", "campaigns", "salesforce"]
+BENCHMARKS = [
+    "historical-sync",
+    "webhooks",
+    "enrichment",
+    "campaigns",
+    "salesforce",
+    "queue-stats",
+]
 
 
 def main() -> None:
@@ -49,6 +64,12 @@ def main() -> None:
             environment.print_table(
                 "sync-salesforce-leads: a backfill from the fake Salesforce",
                 salesforce.run(records=args.records),
+            )
+        if "queue-stats" in chosen:
+            environment.print_table(
+                f"queue figures: /metrics and queue stats beside {queue_stats.COMPLETED:,} "
+                "completed rows per queue",
+                queue_stats.run(),
             )
 
 

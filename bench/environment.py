@@ -16,7 +16,11 @@ from app import processes
 from app.fakes import server
 
 LOG_DIR = processes.ROOT / "var" / "bench"
-BENCH_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/callsync_bench"
+# BENCH_DATABASE_URL and BENCH_REDIS_URL let two runs on one machine keep apart.
+BENCH_DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/callsync_bench"
+)
+BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 ULTRAVOX_API_KEY = "uv-bench-key"
 
 
@@ -27,12 +31,12 @@ class Environment:
 
 @contextmanager
 def prepared() -> Iterator[Environment]:
-    """A fresh callsync_bench database at head; the fake Ultravox URL in the environment."""
+    """A fresh benchmark database at head; the fake Ultravox URL in the environment."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     port = server.free_port()
     os.environ.update(
         DATABASE_URL=BENCH_DATABASE_URL,
-        REDIS_URL="redis://127.0.0.1:6379/14",
+        REDIS_URL=BENCH_REDIS_URL,
         ULTRAVOX_API_BASE_URL=f"http://127.0.0.1:{port}",
     )
     from app import migrations
@@ -40,6 +44,17 @@ def prepared() -> Iterator[Environment]:
     migrations.drop_database(BENCH_DATABASE_URL)
     migrations.upgrade(BENCH_DATABASE_URL)
     yield Environment(ultravox_url=f"http://127.0.0.1:{port}")
+
+
+@contextmanager
+def api_server() -> Iterator[str]:
+    """`callsync api` in a child process; yields its url."""
+    port = server.free_port()
+    command = [sys.executable, "-m", "app.cli", "api", "--port", str(port), "--no-access-log"]
+    with processes.child(
+        "api", command, log_dir=LOG_DIR, ready=lambda log: "Application startup complete" in log
+    ):
+        yield f"http://127.0.0.1:{port}"
 
 
 def celery_worker(concurrency: int = 1, queues: str = "default,sync") -> list[str]:

@@ -15,7 +15,6 @@ import re
 import shlex
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,12 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
-from sqlalchemy import func, select, text
+from sqlalchemy import func, make_url, select, text
 
 from app import processes
-from app.fakes import server
 from app.fakes.ultravox import call_at, generate_calls, sign
-from bench.environment import LOG_DIR, celery_worker, met
+from bench.environment import BENCH_DATABASE_URL, LOG_DIR, api_server, celery_worker, met
 
 SECRET = "whsec_bench"  # noqa: S105 - the benchmark agency's own
 INGEST_GOAL_RPS = 2000
@@ -48,7 +46,7 @@ Row = tuple[str, ...]
 def run(*, ingest_seconds: int, drain_events: int) -> list[Row]:
     agency = _agency()
     rows: list[Row] = [("measure", "value", "goal", "met")]
-    with _api() as url:
+    with api_server() as url:
         rows += _ingest(url, agency, seconds=ingest_seconds)
         _truncate()
         with _worker(batch_size=200):
@@ -126,7 +124,7 @@ def _pgbench_ceiling(agency: uuid.UUID, *, seconds: int) -> float:
         output = _run(
             shlex.split(
                 "pgbench -h 127.0.0.1 -U postgres -n -M prepared -c 32 -j 2 "
-                f"-T {seconds} -f {script.name} callsync_bench"
+                f"-T {seconds} -f {script.name} {make_url(BENCH_DATABASE_URL).database}"
             )
         )
     return float(_find(r"tps = ([\d.]+)", output))
@@ -290,16 +288,6 @@ def _truncate() -> None:
 
     with db.session_scope() as session:
         session.execute(text("TRUNCATE webhook_queue, webhook_logs, calls CASCADE"))
-
-
-@contextmanager
-def _api() -> Iterator[str]:
-    port = server.free_port()
-    command = [sys.executable, "-m", "app.cli", "api", "--port", str(port), "--no-access-log"]
-    with processes.child(
-        "api", command, log_dir=LOG_DIR, ready=lambda log: "Application startup complete" in log
-    ):
-        yield f"http://127.0.0.1:{port}"
 
 
 @contextmanager

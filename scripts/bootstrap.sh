@@ -20,6 +20,7 @@ if [ ! -f .env ]; then
     echo "ENCRYPTION_KEY=$(secret)"
     echo "JWT_SECRET=$(secret)"
     echo "SERVICE_TOKEN=$(secret)"
+    echo "FLOWER_BASIC_AUTH=ops:$(secret)"
   } > .env
   echo "bootstrap: wrote .env with fresh secrets"
 fi

@@ -17,8 +17,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app import agencies, db, polling, security
+from app.api.main import create_app, server_options
 from app.celery import ALL_QUEUES
 from app.celery import app as celery_app
+from app.config import get_settings
+from app.fakes import server
 from app.models import AgencyRole
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,3 +195,14 @@ class ApiClient:
 
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return self._session.post(self.base_url + path, timeout=30, **kwargs)
+
+    def options(self, path: str, **kwargs: Any) -> requests.Response:
+        return self._session.options(self.base_url + path, timeout=30, **kwargs)
+
+
+@contextmanager
+def api_with(**settings: Any) -> Iterator[ApiClient]:
+    """Another API server, with some settings changed."""
+    changed = get_settings().model_copy(update=settings)
+    with server.serve(create_app(changed), **server_options(changed)) as running:
+        yield ApiClient(running.url)

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, status
+from fastapi import Depends, Header, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -87,6 +88,17 @@ def service_caller(credentials: BearerDep) -> None:
     expected = get_settings().service_token
     if expected is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "SERVICE_TOKEN is not configured")
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+    if not _bearer_is(credentials, expected):
         raise _unauthorized("invalid service token")
+
+
+def metrics_reader(request: Request, credentials: BearerDep) -> None:
+    """With METRICS_TOKEN set, only a caller presenting it as bearer token reads /metrics."""
+    expected: SecretStr | None = request.app.state.settings.metrics_token
+    if expected is not None and not _bearer_is(credentials, expected):
+        raise _unauthorized("invalid metrics token")
+
+
+def _bearer_is(credentials: HTTPAuthorizationCredentials | None, expected: SecretStr) -> bool:
+    given = credentials.credentials if credentials else ""
+    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())

@@ -8,11 +8,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
 from app.api.routes import functions, health, historical_syncs, webhooks
-from app.config import Settings, get_settings
+from app.config import Settings, comma_separated, get_settings
 from app.webhooks.store import WebhookStore
 from app.webhooks.wake import DrainWaker
 
@@ -42,7 +43,8 @@ async def invalid_request(_: Request, error: RequestValidationError) -> JSONResp
 def create_app(settings: Settings | None = None) -> FastAPI:
     api = FastAPI(title="callsync", version="0.1.0", lifespan=lifespan)
     api.exception_handlers[RequestValidationError] = invalid_request
-    api.state.settings = settings or get_settings()
+    api.state.settings = settings = settings or get_settings()
+    allow_cors(api, comma_separated(settings.cors_allowed_origins))
     api.include_router(health.router)
     api.router.routes.append(webhooks.route)
     api.include_router(historical_syncs.router)
@@ -50,11 +52,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return api
 
 
+def allow_cors(api: FastAPI, origins: list[str]) -> None:
+    """Browser pages from these origins may call the API with a bearer token (no cookies are
+    used, so no credentials mode); with no origins, no CORS header is ever sent."""
+    if origins:
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-Agency-Id", "Content-Type"],
+        )
+
+
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn settings of the API: its lifespan, and X-Forwarded-For from trusted proxies only."""
-    proxies = [
-        address.strip() for address in settings.trusted_proxies.split(",") if address.strip()
-    ]
+    proxies = comma_separated(settings.trusted_proxies)
     return {
         "lifespan": "on",
         "proxy_headers": bool(proxies),

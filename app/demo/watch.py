@@ -101,4 +101,5 @@ def summary(console: Console, final: dict[str, Figure], job: dict[str, Any]) -> 
         f"{job['skipped_calls']} skipped (live, or stored already)"
     )
     with db.session_scope() as session:
+        queue_stats.refresh_estimates(session)  # the rows just completed, counted in
         console.print(queue_stats.as_table(queue_stats.queue_stats(session)))

@@ -46,6 +46,13 @@ class SyncQueueItem(Base):
             "processed_at",
             postgresql_where=text("status = 'completed'"),
         ),
+        # The unfinished rows that queue stats and /metrics count (alembic 0011).
+        Index(
+            "idx_sync_queue_unfinished",
+            "status",
+            "created_at",
+            postgresql_where=text("status IN ('pending', 'processing', 'failed')"),
+        ),
     )
 
     id: Mapped[UuidPk]

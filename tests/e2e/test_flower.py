@@ -3,6 +3,7 @@ tasks under their names, with ids for arguments and the job's result."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -38,11 +39,12 @@ def flower(worker: Worker, tmp_path: Path) -> Iterator[Flower]:
     port = server.free_port()
     command = [
         sys.executable, "-m", "celery", "-A", "app", "flower", "--address=127.0.0.1",
-        f"--port={port}", f"--basic-auth={':'.join(AUTH)}", "--persistent=False",
-        "--events_enable_interval=500",
+        f"--port={port}", "--persistent=False", "--events_enable_interval=500",
     ]  # fmt: skip
+    # The login comes from the environment, as docker-compose.yml passes it.
+    env = {**os.environ, "FLOWER_BASIC_AUTH": ":".join(AUTH)}
     with (tmp_path / "flower.log").open("w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             running = Flower(f"http://127.0.0.1:{port}")
 
@@ -97,3 +99,10 @@ def test_flower_lists_a_sync_page_task_by_name_with_ids_for_arguments(
     assert result["result"]["job_id"] == job_id
     assert result["result"]["status"] in ("in_progress", "completed")
     assert result["result"]["total_calls"] == len(fake_ultravox.calls)
+
+
+def test_flower_wants_its_login_except_for_the_health_check(flower: Flower) -> None:
+    assert requests.get(flower.url + "/api/workers", timeout=10).status_code == 401
+    wrong = requests.get(flower.url + "/api/workers", auth=("ops", "guess"), timeout=10)
+    assert wrong.status_code == 401
+    assert requests.get(flower.url + "/healthcheck", timeout=10).text == "OK"

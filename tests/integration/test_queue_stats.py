@@ -1,30 +1,91 @@
-"""`callsync queue stats` against the test database."""
+"""`callsync queue stats` against the test database, and what its statements cost on a queue
+table of mostly completed rows."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func
+import pytest
+from sqlalchemy import event, func
 from sqlalchemy.orm import Session
 
+from app import queue_stats
 from app.models import ProcessingStatus, SyncOperation, SyncQueueItem
+from bench.queue_stats import fill
 from tests.integration.test_cli import callsync
+
+COMPLETED = 20_000
+QUEUE_TABLES = ("webhook_queue", "enrichment_queue", "sync_queue", "historical_sync_jobs")
 
 
 def test_counts_ages_and_dead_rows_per_queue(session: Session) -> None:
     session.add_all([
         SyncQueueItem(table_name="t", record_id="1", operation=SyncOperation.INSERT,
                       created_at=func.now() - timedelta(hours=2)),
-        SyncQueueItem(table_name="t", record_id="2", operation=SyncOperation.INSERT),
+        SyncQueueItem(table_name="t", record_id="2", operation=SyncOperation.DELETE),
         SyncQueueItem(table_name="t", record_id="3", operation=SyncOperation.UPDATE,
                       status=ProcessingStatus.failed, retry_count=3, max_retries=3),
+        SyncQueueItem(table_name="t", record_id="4", operation=SyncOperation.UPDATE,
+                      status=ProcessingStatus.completed),
     ])  # fmt: skip
     session.commit()
-    result = callsync("queue", "stats")
+    result = callsync("queue", "stats", "--analyze")
     assert result.returncode == 0, result.stderr
     [line] = [line for line in result.stdout.splitlines() if "sync_queue" in line]
     cells = [cell.strip() for cell in line.strip("│┃| ").split("│")]
-    assert cells[:5] == ["sync_queue", "2", "0", "0", "1"]
+    assert cells[:5] == ["sync_queue", "2", "0", "1", "1"]  # pending, processing, failed, dead
     assert cells[5].startswith("2:00:")  # the oldest pending row's age
-    assert cells[6] == "1"  # dead
+    assert cells[6] == "~1"  # completed, estimated from the statistics --analyze gathered
     assert "historical sync jobs in flight: 0" in result.stdout
+
+
+@pytest.fixture
+def big_queues() -> None:
+    """Every queue table mostly completed rows, as in production, with its statistics."""
+    fill(completed=COMPLETED, sync_completed=COMPLETED)
+
+
+def test_big_queues_are_counted_exactly_but_the_completed_rows(
+    big_queues: None, session: Session
+) -> None:
+    stats = {stat.name: stat for stat in queue_stats.queue_stats(session)}
+    for table, stat in stats.items():
+        assert stat.counts == {"pending": 30, "processing": 5, "failed": 13}, table
+        assert stat.dead == 3, table
+        assert stat.oldest_pending is not None
+        assert timedelta(minutes=30) <= stat.oldest_pending < timedelta(minutes=31), table
+        assert abs(stat.completed_estimate - COMPLETED) <= COMPLETED // 100, table
+    assert queue_stats.jobs_in_flight(session) == 1
+
+
+@pytest.fixture
+def statements(session: Session) -> Iterator[list[tuple[str, Any]]]:
+    """The SQL sent to PostgreSQL while the test runs, with its parameters."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def test_no_statement_reads_a_whole_queue_table(
+    big_queues: None, session: Session, statements: list[tuple[str, Any]]
+) -> None:
+    queue_stats.queue_stats(session)
+    queue_stats.jobs_in_flight(session)
+    sent = list(statements)
+    assert len(sent) == 4
+    connection = session.connection()
+    for statement, parameters in sent:
+        plan = "\n".join(
+            row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+        )
+        assert re.search(r"Index (Only )?Scan|Bitmap Index Scan", plan), plan
+        assert not re.search(rf"Seq Scan on ({'|'.join(QUEUE_TABLES)})\b", plan), plan

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,12 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import agencies
-from app.api.main import create_app, server_options
-from app.config import get_settings
-from app.fakes import server
 from app.fakes.ultravox import call_at, generate_calls, send_webhook, sign
 from app.models import WebhookEvent, WebhookLog
-from tests.helpers import ApiClient, make_agency, wait_for
+from tests.helpers import ApiClient, api_with, make_agency, wait_for
 
 SECRET = "whsec_agency_secret"
 CALL = generate_calls(1, live_every=0)[0]
@@ -210,14 +206,6 @@ def test_an_agency_without_a_secret_refuses_everything(api: ApiClient, session: 
     response = post(api, bare, BODY)
     assert response.status_code == 401
     assert logs(session)[0].validation_error == "the agency has no webhook secret configured"
-
-
-@contextmanager
-def api_with(**settings: Any) -> Iterator[ApiClient]:
-    """Another API server, with some settings changed."""
-    changed = get_settings().model_copy(update=settings)
-    with server.serve(create_app(changed), **server_options(changed)) as running:
-        yield ApiClient(running.url)
 
 
 @pytest.fixture

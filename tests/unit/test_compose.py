@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,60 @@ def test_app_services_wait_for_migrations_and_healthy_stores(
 
 @pytest.mark.parametrize("service", ["migrate", *APP_SERVICES])
 def test_app_services_share_the_environment_anchor(compose: dict[str, Any], service: str) -> None:
-    assert compose["services"][service]["environment"] == compose["x-callsync-env"]
+    environment = compose["services"][service]["environment"]
+    own = {"FLOWER_BASIC_AUTH"} if service == "flower" else set()
+    assert {k: v for k, v in environment.items() if k not in own} == compose["x-callsync-env"]
+
+
+def test_flower_requires_its_login_from_env_and_not_on_its_command_line(
+    compose: dict[str, Any],
+) -> None:
+    login = compose["services"]["flower"]["environment"]["FLOWER_BASIC_AUTH"]
+    assert login.startswith("${FLOWER_BASIC_AUTH:?")
+    assert "basic" not in command_of(compose, "flower").lower()
+    assert "FLOWER_BASIC_AUTH" not in compose["x-callsync-env"]  # the workers need no login
+    # Flower answers /healthcheck without a login, so the probe still works.
+    assert "/healthcheck" in " ".join(compose["services"]["flower"]["healthcheck"]["test"])
+
+
+def published(compose: dict[str, Any], service: str) -> list[tuple[str, str]]:
+    """(host address, host port) of each port a service publishes; "" is every address."""
+    spots = []
+    for port in compose["services"][service].get("ports", []):
+        host, _, _container = str(port).rpartition(":")
+        address, _, host_port = host.rpartition(":")
+        spots.append((address, host_port))
+    return spots
+
+
+def test_only_the_api_is_published_to_the_world(compose: dict[str, Any]) -> None:
+    world = {
+        service: spots
+        for service in compose["services"]
+        if (spots := [spot for spot in published(compose, service) if spot[0] != "127.0.0.1"])
+    }
+    assert world == {"api": [("", "8000")]}
+    assert published(compose, "flower") == [("127.0.0.1", "5555")]
+
+
+def test_the_optional_exposure_settings_pass_through_unset_by_default(
+    compose: dict[str, Any],
+) -> None:
+    env = compose["x-callsync-env"]
+    assert env["CORS_ALLOWED_ORIGINS"] == "${CORS_ALLOWED_ORIGINS:-}"
+    assert env["METRICS_TOKEN"] == "${METRICS_TOKEN:-}"
+
+
+def test_every_variable_compose_requires_is_in_env_example_and_written_by_bootstrap() -> None:
+    required = set(
+        re.findall(r"\$\{(\w+):\?", (ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    )
+    assert "FLOWER_BASIC_AUTH" in required
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text(encoding="utf-8")
+    for name in required:
+        assert re.search(rf"^{name}=", example, re.MULTILINE), f"{name} not in .env.example"
+        assert f'echo "{name}=' in bootstrap, f"scripts/bootstrap.sh does not write {name}"
 
 
 def test_environment_anchor_points_at_the_compose_stores(compose: dict[str, Any]) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import db, metrics
+from app.api.deps import metrics_reader
 from app.config import get_settings
 
 router = APIRouter(tags=["health"])
@@ -48,7 +49,7 @@ def _broker_ok() -> bool:
         return False
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[Depends(metrics_reader)])
 def prometheus_metrics() -> Response:
     """Queue depth from the database; task outcomes and claim times the workers recorded."""
     try:
