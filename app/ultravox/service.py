@@ -109,11 +109,21 @@ def _stored(job: _Job, cursor: str | None, pages: list[Fetched]) -> Result:
     the pages before it are already committed."""
     try:
         with db.session_scope() as session:
-            return _store_pages(session, job, cursor, pages)
+            result = _store_pages(session, job, cursor, pages)
     except OperationalError:
         raise  # the database itself: the task retries
     except Exception as error:
         raise PageFailed(cursor) from error
+    if result["status"] != "superseded":
+        _log_bad_calls(job.id, pages)
+    return result
+
+
+def _log_bad_calls(job_id: uuid.UUID, pages: list[Fetched]) -> None:
+    for fetched in pages:
+        for bad in fetched.page.bad:
+            call = bad.call_id or "without a callId"
+            log.warning("sync job %s: call %s skipped, unreadable: %s", job_id, call, bad.reason)
 
 
 def _fetch(client: UltravoxClient, job: _Job, cursor: str | None, size: int) -> CallsPage:
@@ -126,6 +136,7 @@ def _store_pages(session: Session, job: _Job, cursor: str | None, pages: list[Fe
     """Upsert the pages' ended calls and move the job past them, in the caller's transaction."""
     calls = [call for fetched in pages for call in fetched.page.results]
     any_ended = any(call.ended is not None for call in calls)
+    failed = sum(len(fetched.page.bad) for fetched in pages)
     last = pages[-1]
     next_cursor = cursor_from_next(last.page.next)
     status = queries.lock_job_at_cursor(session, job.id, cursor)
@@ -135,15 +146,15 @@ def _store_pages(session: Session, job: _Job, cursor: str | None, pages: list[Fe
     imported = queries.upsert_ended_calls(session, job.agency_id, bodies) if any_ended else 0
     skipped = len(calls) - imported
     totals = queries.update_sync_job_progress(
-        session, job.id, cursor=next_cursor, processed=len(calls),
-        imported=imported, skipped=skipped, failed=0, total=last.page.total,
+        session, job.id, cursor=next_cursor, processed=len(calls) + failed,
+        imported=imported, skipped=skipped, failed=failed, total=last.page.total,
     )  # fmt: skip
     result: Result = {
         "job_id": str(job.id),
         "status": SyncJobStatus.in_progress.value,
         "imported": imported,
         "skipped": skipped,
-        "failed": 0,
+        "failed": failed,
         "processed_calls": totals.processed_calls,
         "imported_calls": totals.imported_calls,
         "total_calls": totals.total_calls,
@@ -167,7 +178,7 @@ def _completion_reason(
 ) -> str | None:
     if imported >= max_calls:
         return "max_calls_reached"
-    if next_cursor is None or len(page.results) < page_size:
+    if next_cursor is None or page.received < page_size:
         return "all_calls_fetched"
     return None
 
