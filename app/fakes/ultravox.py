@@ -52,6 +52,9 @@ BAD_RECORDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "call_id_not_uuid": lambda call: {**call, "callId": "call-" + call["callId"][:8]},
     "created_not_timestamp": lambda call: {**call, "created": "yesterday afternoon"},
     "record_not_object": lambda call: [call["callId"]],
+    # Read by the client as a Call; it is the database that cannot cast these to timestamps.
+    "created_a_number": lambda call: {**call, "created": 1767225600},
+    "joined_not_timestamp": lambda call: {**call, "joined": "soon after"},
 }
 MALFORMED_VARIANTS = ("results_not_list", "not_json", *BAD_RECORDS)
 

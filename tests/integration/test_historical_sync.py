@@ -18,10 +18,12 @@ from app.ultravox.fetch_ahead import PageFailed
 from tests.helpers import make_agency
 
 REASONS = {
-    "missing_call_id": "callId: Field required",
-    "call_id_not_uuid": "callId: Input should be a valid UUID",
-    "created_not_timestamp": "created: Input should be a valid datetime",
-    "record_not_object": "record: Input should be a valid dictionary",
+    "missing_call_id": "unreadable: callId: Field required",
+    "call_id_not_uuid": "unreadable: callId: Input should be a valid UUID",
+    "created_not_timestamp": "unreadable: created: Input should be a valid datetime",
+    "record_not_object": "unreadable: record: Input should be a valid dictionary",
+    "created_a_number": 'refused by the database: date/time field value out of range: "1767225600"',
+    "joined_not_timestamp": "refused by the database: invalid input syntax for type timestamp",
 }
 
 
@@ -63,11 +65,13 @@ def test_an_unreadable_call_is_counted_as_failed_logged_and_the_job_goes_on(
     counts = (job.processed_calls, job.imported_calls, job.skipped_calls, job.failed_calls)
     assert counts == (237, len(good), 237 - len(good) - 1, 1)
     assert set(session.scalars(select(Call.ultravox_call_id))) == good
-    [line] = [r.getMessage() for r in caplog.records if "skipped, unreadable" in r.getMessage()]
+    [line] = [r.getMessage() for r in caplog.records if " skipped, " in r.getMessage()]
     assert line.startswith(f"sync job {job_id}: call ")
     assert REASONS[variant] in line
     if variant == "call_id_not_uuid":
         assert f"call call-{spoiled['callId'][:8]} skipped" in line
+    elif variant in ("created_not_timestamp", "created_a_number", "joined_not_timestamp"):
+        assert f"call {spoiled['callId']} skipped" in line
 
 
 def test_unreadable_calls_on_several_pages_each_count_once(
