@@ -142,11 +142,11 @@ def test_a_malformed_page_fails_the_job_saying_what_was_wrong(
 
 
 def test_unreadable_or_refused_calls_are_counted_as_failed_and_logged_as_the_job_goes_on(
+    worker: Worker,  # its log is read
     client: ApiClient,
     headers: dict[str, str],
     fake_ultravox: FakeUltravox,
     session: Session,
-    worker: Worker,
 ) -> None:
     fake_ultravox.inject("malformed", variant="call_id_not_uuid", at=3, on_cursor="")
     fake_ultravox.inject("malformed", variant="created_not_timestamp", at=0)  # the second page
@@ -171,7 +171,7 @@ def test_unreadable_or_refused_calls_are_counted_as_failed_and_logged_as_the_job
     def logged() -> bool:
         return all(line in worker.log_path.read_text() for line in lines)
 
-    wait_for(logged, what="a log line for each unreadable call")
+    wait_for(logged, what="a log line for each failed call")
 
 
 def test_an_agency_without_a_key_fails_its_job(
