@@ -52,7 +52,8 @@ class Page(BaseModel):
 
 @dataclass(frozen=True)
 class BadCall:
-    """A record of a calls page that is not a Call we can read: skipped and counted."""
+    """A call skipped and counted as failed: a record that is not a Call we can read, or (in
+    the service) one the database refused."""
 
     call_id: str | None  # its callId as it came, if it has one
     reason: str
