@@ -46,7 +46,17 @@ SORTS = ("created", "-created")
 DEFAULT_SORT = "-created"  # DRF CursorPagination's default ordering; the docs' example
 WEBHOOK_EVENTS = ("call.started", "call.joined", "call.ended", "call.billed")
 FAULT_KINDS = ("429", "5xx", "slow", "malformed")
-MALFORMED_VARIANTS = ("results_not_list", "missing_call_id", "not_json")
+# A bad record spoils one Call of a good page (the one at `at`, default 0); the others, the page.
+BAD_RECORDS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "missing_call_id": lambda call: {k: v for k, v in call.items() if k != "callId"},
+    "call_id_not_uuid": lambda call: {**call, "callId": "call-" + call["callId"][:8]},
+    "created_not_timestamp": lambda call: {**call, "created": "yesterday afternoon"},
+    "record_not_object": lambda call: [call["callId"]],
+    # Read by the client as a Call; it is the database that cannot cast these to timestamps.
+    "created_a_number": lambda call: {**call, "created": 1767225600},
+    "joined_not_timestamp": lambda call: {**call, "joined": "soon after"},
+}
+MALFORMED_VARIANTS = ("results_not_list", "not_json", *BAD_RECORDS)
 
 _END_REASONS = ("hangup", "agent_hangup", "unjoined", "timeout", "connection_error", "system_error")
 _END_WEIGHTS = (45, 80, 88, 94, 98, 100)  # cumulative
@@ -387,7 +397,7 @@ class FakeUltravox:
 
         Kinds: "429" (retry_after: int seconds, default 1); "5xx" or "500".."599" (status,
         optional retry_after); "slow" (seconds, then a normal answer); "malformed" (variant,
-        one of MALFORMED_VARIANTS).
+        one of MALFORMED_VARIANTS; a BAD_RECORDS one spoils the record at index `at`).
         """
         fault = _validated(Fault(kind, times, params, on_cursor, endpoint))
         with self._lock:
@@ -491,6 +501,10 @@ def _validated(fault: Fault) -> Fault:
         variant = fault.params.setdefault("variant", MALFORMED_VARIANTS[0])
         if variant not in MALFORMED_VARIANTS:
             raise ValueError(f"unknown malformed variant {variant!r}")
+        if variant in BAD_RECORDS and fault.endpoint != "calls":
+            raise ValueError(f"the {variant} variant spoils a Call: it is for the calls endpoint")
+        if int(fault.params.get("at", 0)) < 0:
+            raise ValueError("at must be a record index, 0 or more")
     if fault.times < 1:
         raise ValueError("times must be at least 1")
     if fault.endpoint not in ("calls", "messages"):
@@ -565,7 +579,7 @@ async def _answer(
         await asyncio.sleep(float(fault.params["seconds"]))
     body = page()
     if fault is not None and fault.kind == "malformed":
-        return _malformed(body, fault.params["variant"])
+        return _malformed(body, fault.params["variant"], int(fault.params.get("at", 0)))
     return JSONResponse(body)
 
 
@@ -771,12 +785,14 @@ def _fault_response(fault: Fault) -> Response:
     return JSONResponse({"detail": f"Injected HTTP {status}"}, status_code=status, headers=headers)
 
 
-def _malformed(body: dict[str, Any], variant: str) -> Response:
+def _malformed(body: dict[str, Any], variant: str, at: int) -> Response:
     if variant == "not_json":
         return Response("<html><body>Bad gateway</body></html>", media_type="application/json")
-    if variant == "missing_call_id" and body["results"]:
-        first = {k: v for k, v in body["results"][0].items() if k != "callId"}
-        return JSONResponse({**body, "results": [first, *body["results"][1:]]})
+    if variant in BAD_RECORDS:
+        results = list(body["results"])
+        if at < len(results):
+            results[at] = BAD_RECORDS[variant](results[at])
+        return JSONResponse({**body, "results": results})
     return JSONResponse({**body, "results": {"unexpected": body["results"][:1]}})
 
 

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, Text, Uuid, bindparam, func, select, text, update
+from sqlalchemy import Boolean, Row, Text, Uuid, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from app import crypto
+from app import crypto, db
 from app.models import Integration, LeadList, SyncLog
 
 PROVIDER = "salesforce"
@@ -136,10 +137,48 @@ def upsert_leads(
     list; returns (created, updated)."""
     if not rows:
         return 0, 0
+    upserted = _upsert(session, business_id, rows)
+    return _add_to_list(session, business_id, list_name, rows[0]["source"], upserted)
+
+
+def upsert_leads_one_by_one(
+    session: Session, business_id: uuid.UUID, rows: Sequence[dict[str, Any]], list_name: str
+) -> tuple[int, int, list[tuple[dict[str, Any], str]]]:
+    """upsert_leads a row at a time, each under a savepoint, so that a row the database refuses
+    leaves the others stored; returns (created, updated, the refused rows with the reason)."""
+    upserted: list[Row[Any]] = []
+    refused: list[tuple[dict[str, Any], str]] = []
+    for row in rows:
+        try:
+            with session.begin_nested():
+                upserted += _upsert(session, business_id, [row])
+        except OperationalError:
+            raise  # the database itself, not this row
+        except DBAPIError as error:
+            refused.append((row, db.error_reason(error)))
+    if not upserted:
+        return 0, 0, refused
+    created, updated = _add_to_list(session, business_id, list_name, rows[0]["source"], upserted)
+    return created, updated, refused
+
+
+def _upsert(
+    session: Session, business_id: uuid.UUID, rows: Sequence[dict[str, Any]]
+) -> list[Row[Any]]:
     params: dict[str, Any] = {"business_id": business_id}
     params.update({column: [row[column] for row in rows] for column in LEAD_COLUMNS})
-    upserted = session.execute(UPSERT_LEADS, params).all()
-    list_id = _lead_list(session, business_id, list_name, rows[0]["source"])
+    return list(session.execute(UPSERT_LEADS, params).all())
+
+
+def _add_to_list(
+    session: Session,
+    business_id: uuid.UUID,
+    list_name: str,
+    source: str,
+    upserted: Sequence[Row[Any]],
+) -> tuple[int, int]:
+    """Add the upserted leads to the list; returns (created, updated)."""
+    list_id = _lead_list(session, business_id, list_name, source)
     session.execute(ADD_MEMBERS, {"list_id": list_id, "lead_ids": [row.id for row in upserted]})
     created = sum(1 for row in upserted if row.created)
     return created, len(upserted) - created

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError, OperationalError
+
 from app import crypto, db
 from app.config import get_settings
 from app.models import Integration
@@ -125,7 +127,8 @@ def _sync_object(
 
 
 def _store(integration: Integration, sobject: str, records: list[dict[str, Any]], run: Run) -> None:
-    """Upsert a batch and move the watermark to its last record, in one transaction."""
+    """Upsert a batch and move the watermark to its last record, in one transaction; when the
+    database refuses the batch, again one lead at a time, so only the rows it refuses fail."""
     rows = []
     for record in records:
         lead = to_lead(sobject, record)
@@ -134,14 +137,49 @@ def _store(integration: Integration, sobject: str, records: list[dict[str, Any]]
         else:
             rows.append(lead)
     last = {"SystemModstamp": records[-1]["SystemModstamp"], "Id": records[-1]["Id"]}
-    with db.session_scope() as session:
-        created, updated = queries.upsert_leads(
-            session, integration.business_id, rows, OBJECTS[sobject].list_name
+    try:
+        created, updated, refused = _upsert(integration, sobject, rows, last, one_by_one=False)
+    except OperationalError:
+        raise  # the database itself: the run fails and the next one redoes this batch
+    except DBAPIError as error:
+        log.warning(
+            "[sync] %s batch refused integration_id=%s: %s; upserting it one by one",
+            sobject,
+            integration.id,
+            db.error_reason(error),
         )
-        queries.save_watermark(session, integration.id, sobject, last)
+        created, updated, refused = _upsert(integration, sobject, rows, last, one_by_one=True)
+    for row, reason in refused:
+        log.warning(
+            "[sync] %s Id=%s refused integration_id=%s: %s",
+            sobject,
+            row["source_id"],
+            integration.id,
+            reason,
+        )
     run.processed += len(records)
     run.created += created
     run.updated += updated
+    run.failed += len(refused)
+
+
+def _upsert(
+    integration: Integration,
+    sobject: str,
+    rows: list[dict[str, Any]],
+    last: dict[str, str],
+    *,
+    one_by_one: bool,
+) -> tuple[int, int, list[tuple[dict[str, Any], str]]]:
+    """(created, updated, refused rows with the reason), the watermark moved with them."""
+    business, list_name = integration.business_id, OBJECTS[sobject].list_name
+    with db.session_scope() as session:
+        if one_by_one:
+            stored = queries.upsert_leads_one_by_one(session, business, rows, list_name)
+        else:
+            stored = (*queries.upsert_leads(session, business, rows, list_name), [])
+        queries.save_watermark(session, integration.id, sobject, last)
+    return stored
 
 
 def _refresh(integration_id: uuid.UUID) -> str:

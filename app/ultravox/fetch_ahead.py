@@ -82,7 +82,7 @@ class FetchAhead:
                 self._items.put(Fetched(cursor, size, page))
                 expected += sum(1 for call in page.results if call.ended is not None)
                 cursor = cursor_from_next(page.next)
-                full = len(page.results) == size
+                full = page.received == size
                 size = _page_size(self._max_calls, expected)
                 if not (cursor and full and size) or time.monotonic() >= self._deadline:
                     break

@@ -64,11 +64,14 @@ def watch(job_id: uuid.UUID, *, follow: bool = True) -> None:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("imported {task.fields[imported]}, skipped {task.fields[skipped]}"),
+        TextColumn(
+            "imported {task.fields[imported]}, skipped {task.fields[skipped]}, "
+            "failed {task.fields[failed]}"
+        ),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("pending", total=None, imported=0, skipped=0)
+        bar = progress.add_task("pending", total=None, imported=0, skipped=0, failed=0)
         while True:
             job = snapshot(job_id)
             progress.update(
@@ -78,6 +81,7 @@ def watch(job_id: uuid.UUID, *, follow: bool = True) -> None:
                 total=job.total_calls,
                 imported=job.imported_calls,
                 skipped=job.skipped_calls,
+                failed=job.failed_calls,
             )
             if not follow or job.status in FINISHED:
                 break

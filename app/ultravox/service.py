@@ -9,6 +9,7 @@ worker for long.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -19,7 +20,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from app import crypto, db
@@ -28,7 +29,7 @@ from app.models import SyncJobStatus
 from app.ultravox import queries
 from app.ultravox.client import UltravoxClient, cursor_from_next
 from app.ultravox.fetch_ahead import FetchAhead, Fetched, PageFailed
-from app.ultravox.schemas import DEFAULT_MAX_CALLS, CallsPage
+from app.ultravox.schemas import DEFAULT_MAX_CALLS, BadCall, CallsPage
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +107,70 @@ def _run(
 
 def _stored(job: _Job, cursor: str | None, pages: list[Fetched]) -> Result:
     """The pages stored in one transaction; a failure names the first page's cursor, since
-    the pages before it are already committed."""
+    the pages before it are already committed. When the database refuses the batch (a call
+    it cannot cast, say), its calls are stored again one by one, and only the bad ones fail."""
     try:
-        with db.session_scope() as session:
-            return _store_pages(session, job, cursor, pages)
+        try:
+            return _store(job, cursor, pages, _upsert_pages)
+        except OperationalError:
+            raise
+        except DBAPIError as error:
+            reason = db.error_reason(error)
+            log.warning("sync job %s: batch refused (%s); storing it call by call", job.id, reason)
+            return _store(job, cursor, pages, _upsert_each)
     except OperationalError:
         raise  # the database itself: the task retries
     except Exception as error:
         raise PageFailed(cursor) from error
+
+
+Upsert = Callable[[Session, uuid.UUID, list[Fetched]], tuple[int, list[BadCall]]]
+
+
+def _store(job: _Job, cursor: str | None, pages: list[Fetched], upsert: Upsert) -> Result:
+    with db.session_scope() as session:
+        result, refused = _store_pages(session, job, cursor, pages, upsert)
+    if result["status"] != "superseded":
+        _log_failed_calls(job.id, [bad for fetched in pages for bad in fetched.page.bad], refused)
+    return result
+
+
+def _upsert_pages(
+    session: Session, agency_id: uuid.UUID, pages: list[Fetched]
+) -> tuple[int, list[BadCall]]:
+    """The pages' ended calls in one statement: (how many were new, none refused)."""
+    if not any(call.ended is not None for fetched in pages for call in fetched.page.results):
+        return 0, []
+    return queries.upsert_ended_calls(session, agency_id, [f.page.body for f in pages]), []
+
+
+def _upsert_each(
+    session: Session, agency_id: uuid.UUID, pages: list[Fetched]
+) -> tuple[int, list[BadCall]]:
+    """The pages' ended calls one at a time, each under a savepoint: (how many were new, the
+    calls the database refused, with its reason)."""
+    imported, refused = 0, []
+    for fetched in pages:
+        for call in json.loads(fetched.page.body)["results"]:
+            if call.get("ended") is None:
+                continue
+            try:
+                with session.begin_nested():
+                    imported += queries.upsert_calls(session, agency_id, [call])
+            except OperationalError:
+                raise
+            except DBAPIError as error:
+                refused.append(BadCall(call["callId"], db.error_reason(error)))
+    return imported, refused
+
+
+def _log_failed_calls(job_id: uuid.UUID, unreadable: list[BadCall], refused: list[BadCall]) -> None:
+    for bad in unreadable:
+        call = bad.call_id or "without a callId"
+        log.warning("sync job %s: call %s skipped, unreadable: %s", job_id, call, bad.reason)
+    for bad in refused:
+        why = f"refused by the database: {bad.reason}"
+        log.warning("sync job %s: call %s skipped, %s", job_id, bad.call_id, why)
 
 
 def _fetch(client: UltravoxClient, job: _Job, cursor: str | None, size: int) -> CallsPage:
@@ -122,28 +179,31 @@ def _fetch(client: UltravoxClient, job: _Job, cursor: str | None, size: int) -> 
     )
 
 
-def _store_pages(session: Session, job: _Job, cursor: str | None, pages: list[Fetched]) -> Result:
-    """Upsert the pages' ended calls and move the job past them, in the caller's transaction."""
+def _store_pages(
+    session: Session, job: _Job, cursor: str | None, pages: list[Fetched], upsert: Upsert
+) -> tuple[Result, list[BadCall]]:
+    """Upsert the pages' ended calls and move the job past them, in the caller's transaction;
+    returns the result and the calls the database refused."""
     calls = [call for fetched in pages for call in fetched.page.results]
-    any_ended = any(call.ended is not None for call in calls)
     last = pages[-1]
     next_cursor = cursor_from_next(last.page.next)
     status = queries.lock_job_at_cursor(session, job.id, cursor)
     if status is None:
-        return _superseded(job.id, cursor)
-    bodies = [fetched.page.body for fetched in pages]
-    imported = queries.upsert_ended_calls(session, job.agency_id, bodies) if any_ended else 0
-    skipped = len(calls) - imported
+        return _superseded(job.id, cursor), []
+    imported, refused = upsert(session, job.agency_id, pages)
+    skipped = len(calls) - imported - len(refused)
+    unreadable = sum(len(fetched.page.bad) for fetched in pages)
+    failed = unreadable + len(refused)
     totals = queries.update_sync_job_progress(
-        session, job.id, cursor=next_cursor, processed=len(calls),
-        imported=imported, skipped=skipped, failed=0, total=last.page.total,
+        session, job.id, cursor=next_cursor, processed=len(calls) + unreadable,
+        imported=imported, skipped=skipped, failed=failed, total=last.page.total,
     )  # fmt: skip
     result: Result = {
         "job_id": str(job.id),
         "status": SyncJobStatus.in_progress.value,
         "imported": imported,
         "skipped": skipped,
-        "failed": 0,
+        "failed": failed,
         "processed_calls": totals.processed_calls,
         "imported_calls": totals.imported_calls,
         "total_calls": totals.total_calls,
@@ -159,7 +219,7 @@ def _store_pages(session: Session, job: _Job, cursor: str | None, pages: list[Fe
     else:
         result["cursor"] = next_cursor
     log.debug("sync job %s: %s", job.id, result)
-    return result
+    return result, refused
 
 
 def _completion_reason(
@@ -167,7 +227,7 @@ def _completion_reason(
 ) -> str | None:
     if imported >= max_calls:
         return "max_calls_reached"
-    if next_cursor is None or len(page.results) < page_size:
+    if next_cursor is None or page.received < page_size:
         return "all_calls_fetched"
     return None
 

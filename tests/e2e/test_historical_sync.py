@@ -141,6 +141,39 @@ def test_a_malformed_page_fails_the_job_saying_what_was_wrong(
     assert job["error_message"].startswith("malformed page from GET /api/calls: results")
 
 
+def test_unreadable_or_refused_calls_are_counted_as_failed_and_logged_as_the_job_goes_on(
+    worker: Worker,  # its log is read
+    client: ApiClient,
+    headers: dict[str, str],
+    fake_ultravox: FakeUltravox,
+    session: Session,
+) -> None:
+    fake_ultravox.inject("malformed", variant="call_id_not_uuid", at=3, on_cursor="")
+    fake_ultravox.inject("malformed", variant="created_not_timestamp", at=0)  # the second page
+    fake_ultravox.inject("malformed", variant="joined_not_timestamp", at=10)  # the third
+    bad = [fake_ultravox.calls[i] for i in (3, 50, 110)]  # all ended
+    job_id = start(client, headers, max_calls=1000)
+    job = finished(client, headers, job_id)
+    expected = ended(fake_ultravox)
+    assert job["status"] == "completed"
+    assert (job["processed_calls"], job["failed_calls"]) == (237, 3)
+    assert job["imported_calls"] == len(expected) - 3
+    assert job["skipped_calls"] == 237 - len(expected)
+    assert sorted(stored_call_ids(session)) == sorted(
+        uuid.UUID(call["callId"]) for call in expected if call not in bad
+    )
+    lines = [
+        f"sync job {job_id}: call call-{bad[0]['callId'][:8]} skipped, unreadable: callId:",
+        f"sync job {job_id}: call {bad[1]['callId']} skipped, unreadable: created:",
+        f"sync job {job_id}: call {bad[2]['callId']} skipped, refused by the database: invalid",
+    ]
+
+    def logged() -> bool:
+        return all(line in worker.log_path.read_text() for line in lines)
+
+    wait_for(logged, what="a log line for each failed call")
+
+
 def test_an_agency_without_a_key_fails_its_job(
     client: ApiClient, session: Session, fake_ultravox: FakeUltravox
 ) -> None:

@@ -127,6 +127,7 @@ def test_sync_start_status_and_cancel(session: Session, fake_ultravox: FakeUltra
     status = callsync("sync", "status", str(job_id))
     assert status.returncode == 0, status.stderr
     assert status.stdout.split()[0] in ("pending", "in_progress")
+    assert "imported 0, skipped 0, failed 0" in status.stdout
     cancelled = callsync("sync", "cancel", str(job_id))
     assert cancelled.stdout.strip() == f"sync job {job_id} is cancelled"
     job = session.get_one(HistoricalSyncJob, job_id)

@@ -19,7 +19,14 @@ import requests
 from fastapi import FastAPI, Request, Response
 
 from app.fakes import server
-from app.fakes.ultravox import FakeUltravox, generate_calls, generate_messages, send_webhook, sign
+from app.fakes.ultravox import (
+    BAD_RECORDS,
+    FakeUltravox,
+    generate_calls,
+    generate_messages,
+    send_webhook,
+    sign,
+)
 
 KEY = "Zk9Ht7Lm.wX7pN9fM3kLj6tRq2bGhA8yE5cZvD4sT"
 CALLS = generate_calls(237)
@@ -244,6 +251,29 @@ def test_a_malformed_page_is_a_200_that_breaks_the_schema(
     assert response.status_code == 200
     results = response.json()["results"]
     assert not isinstance(results, list) or "callId" not in results[0]
+
+
+@pytest.mark.parametrize("variant", sorted(BAD_RECORDS))
+def test_a_bad_record_spoils_one_call_of_a_good_page(
+    url: str, http: requests.Session, fake: FakeUltravox, variant: str
+) -> None:
+    params: dict[str, str | int] = {"pageSize": 50, "sort": "created"}
+    good = http.get(f"{url}/api/calls", params=params, timeout=5).json()
+    fake.inject("malformed", variant=variant, at=3)
+
+    page = http.get(f"{url}/api/calls", params=params, timeout=5).json()
+
+    assert {k: v for k, v in page.items() if k != "results"} == {
+        k: v for k, v in good.items() if k != "results"
+    }
+    assert len(page["results"]) == 50
+    assert page["results"][3] != good["results"][3]
+    assert page["results"][:3] + page["results"][4:] == good["results"][:3] + good["results"][4:]
+
+
+def test_a_bad_record_is_only_for_the_calls_list(fake: FakeUltravox) -> None:
+    with pytest.raises(ValueError, match="calls endpoint"):
+        fake.inject("malformed", variant="missing_call_id", endpoint="messages")
 
 
 def test_a_malformed_page_can_be_no_json_at_all(

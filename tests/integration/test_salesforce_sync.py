@@ -3,12 +3,14 @@ refresh and rotation, invalid_grant, the org's limits, the per-run cap, one run 
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app import crypto, db
@@ -191,3 +193,77 @@ def test_an_integration_connected_from_the_cli_gets_its_token_by_refresh(
     integration = uuid.UUID(result.stdout.strip())
     assert sync(integration)["records_created"] == 2
     assert fake_salesforce.refreshes == 1
+
+
+# Limits a deployment may put on leads (Salesforce's own Email length, a name that is not
+# blank), for the database to refuse what breaks them.
+STRICT_LEADS = """ALTER TABLE leads ALTER COLUMN email TYPE varchar(80),
+    ADD CONSTRAINT leads_last_name_not_blank CHECK (btrim(last_name) <> '')"""
+LENIENT_LEADS = """ALTER TABLE leads ALTER COLUMN email TYPE text,
+    DROP CONSTRAINT leads_last_name_not_blank"""
+
+
+@pytest.fixture
+def strict_leads(session: Session) -> Iterator[None]:
+    """STRICT_LEADS for one test, taken off again afterwards."""
+    with db.session_scope() as own:
+        own.execute(text(STRICT_LEADS))
+    yield
+    session.rollback()  # the test's reads would hold the ALTER back
+    with db.session_scope() as own:
+        own.execute(text("SET LOCAL lock_timeout = '10s'"))
+        own.execute(text(LENIENT_LEADS))
+
+
+def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if " refused " in r.getMessage()]
+
+
+@pytest.mark.usefixtures("strict_leads")
+def test_records_the_database_refuses_are_counted_as_failed_and_the_batch_goes_on(
+    session: Session, fake_salesforce: FakeSalesforce, caplog: pytest.LogCaptureFixture
+) -> None:
+    integration = connect(session, fake_salesforce)
+    before = contacts(fake_salesforce, 3)
+    long_email = fake_salesforce.add("Contact", LastName="Long", Email=f"{'x' * 80}@example.com")
+    blank = fake_salesforce.add("Contact", LastName="   ")
+    after = contacts(fake_salesforce, 2)
+    with caplog.at_level(logging.INFO, logger="salesforce"):
+        result = sync(integration)
+    counts = ("records_processed", "records_created", "records_updated", "records_failed")
+    assert result["status"] == "success"
+    assert [result[k] for k in counts] == [7, 5, 0, 2]
+    assert set(leads(session)) == {record["Id"] for record in before + after}
+    members = session.scalar(select(func.count()).select_from(LeadListMember))
+    assert members == 5
+    assert session.scalars(select(SyncLog.records_failed)).one() == 2
+    assert refusals(caplog) == [
+        f"[sync] Contact batch refused integration_id={integration}: "
+        "value too long for type character varying(80); upserting it one by one",
+        f"[sync] Contact Id={long_email['Id']} refused integration_id={integration}: "
+        "value too long for type character varying(80)",
+        f"[sync] Contact Id={blank['Id']} refused integration_id={integration}: "
+        'new row for relation "leads" violates check constraint "leads_last_name_not_blank"',
+    ]
+    assert any("failed=2" in r.getMessage() for r in caplog.records)
+    assert sync(integration)["records_processed"] == 0  # the watermark moved past them
+
+
+@pytest.mark.usefixtures("strict_leads")
+def test_only_the_batch_with_a_refused_record_is_upserted_one_by_one(
+    session: Session, fake_salesforce: FakeSalesforce, caplog: pytest.LogCaptureFixture
+) -> None:
+    integration = connect(session, fake_salesforce)
+    contacts(fake_salesforce, 250)
+    fake_salesforce.add("Contact", LastName=" ")  # in the second batch of 200
+    contacts(fake_salesforce, 250)
+    fake_salesforce.batch_limit = 200
+    with caplog.at_level(logging.INFO, logger="salesforce"):
+        result = sync(integration)
+    assert (result["records_processed"], result["records_created"]) == (501, 500)
+    assert result["records_failed"] == 1
+    assert len(leads(session)) == 500
+    assert [line for line in refusals(caplog) if "one by one" in line] == [
+        f"[sync] Contact batch refused integration_id={integration}: new row for relation "
+        '"leads" violates check constraint "leads_last_name_not_blank"; upserting it one by one'
+    ]
