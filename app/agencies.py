@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session
 from app import crypto
 from app.models import Agency, AgencyMember, AgencyRole
 
+# seed 000: what a sync job (and an enrichment item) says when its agency has no Ultravox key
+NO_ULTRAVOX_API_KEY = "Agency API key not configured"
+
 
 def add_agency(
     session: Session,

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from app.config import Settings
 from app.enrichment.schemas import EMPTY_TRANSCRIPT, Analysis, Outcome
-from app.ultravox.schemas import Message
+from app.transcripts import Message
 
 USER = "MESSAGE_ROLE_USER"
 AGENT = "MESSAGE_ROLE_AGENT"

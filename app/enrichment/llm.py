@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from app import http
 from app.enrichment.schemas import EMPTY_TRANSCRIPT, Analysis, Outcome
-from app.ultravox.schemas import Message
+from app.transcripts import Message
 from app.validation import first_error
 
 SYSTEM_PROMPT = (

@@ -22,15 +22,14 @@ from sqlalchemy import Row
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from app import db, http, queue
+from app import agencies, db, http, queue
 from app.config import Settings, get_settings
 from app.enrichment import queries
 from app.enrichment.analyzers import Analyzer, build_analyzer
 from app.enrichment.queries import Enriched
 from app.models import EnrichmentType
+from app.transcripts import Message
 from app.ultravox.client import UltravoxClient
-from app.ultravox.schemas import Message
-from app.ultravox.service import NO_API_KEY
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +118,7 @@ def _enrich(item: Row[Any], client: UltravoxClient | None, analyzer: Analyzer) -
     try:
         if item.type == EnrichmentType.transcript:
             if client is None:
-                return Failed(item.id, NO_API_KEY)
+                return Failed(item.id, agencies.NO_ULTRAVOX_API_KEY)
             messages = client.list_messages(item.ultravox_call_id)
             value: Any = [m.model_dump(mode="json", exclude_none=True) for m in messages]
         else:

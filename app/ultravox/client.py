@@ -11,7 +11,8 @@ import requests
 from pydantic import ValidationError
 
 from app import http
-from app.ultravox.schemas import CallsPage, Message, MessagesPage, Page
+from app.transcripts import Message
+from app.ultravox.schemas import CallsPage, MessagesPage, Page
 from app.validation import first_error
 
 MESSAGES_PAGE_SIZE = 100  # the maximum is UNCONFIRMED (api-facts §1.2); most calls fit one page

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.transcripts import Message
 from app.validation import every_error
 
 CALLS_PER_BATCH = 50  # seed 000: maximum calls fetched from Ultravox per batch
@@ -116,17 +117,6 @@ class _Envelope(BaseModel):
 def _call_id(record: Any) -> str | None:
     call_id = record.get("callId") if isinstance(record, dict) else None
     return None if call_id is None else str(call_id)[:100]
-
-
-class Message(BaseModel):
-    """The transcript fields of a `Message` (api-facts §1.4); tool and state details are dropped."""
-
-    role: str = "MESSAGE_ROLE_UNSPECIFIED"
-    text: str = ""
-    medium: str | None = None
-    callStageId: str | None = None
-    callStageMessageIndex: int | None = None
-    timespan: dict[str, str] | None = None
 
 
 class MessagesPage(Page):

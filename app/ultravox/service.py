@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from app import crypto, db
+from app import agencies, crypto, db
 from app.config import get_settings
 from app.models import SyncJobStatus
 from app.ultravox import queries
@@ -33,7 +33,6 @@ from app.ultravox.schemas import DEFAULT_MAX_CALLS, BadCall, CallsPage
 
 log = logging.getLogger(__name__)
 
-NO_API_KEY = "Agency API key not configured"
 RUN_SECONDS = 2.0  # how long one task imports before handing the job on
 
 Result = dict[str, Any]
@@ -67,7 +66,7 @@ def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Res
         encrypted = queries.get_encrypted_api_key(session, job.agency_id)
         api_key = crypto.decrypt(session, encrypted)
     if not api_key:
-        return fail_job(job_id, cursor, NO_API_KEY)
+        return fail_job(job_id, cursor, agencies.NO_ULTRAVOX_API_KEY)
     settings = get_settings()
     client = UltravoxClient(
         settings.ultravox_api_base_url, api_key, timeout=settings.ultravox_timeout_seconds

@@ -14,7 +14,7 @@ from app.enrichment.llm import (
 )
 from app.enrichment.schemas import EMPTY_TRANSCRIPT
 from app.fakes.llm import FakeLLM
-from app.ultravox.schemas import Message
+from app.transcripts import Message
 
 KEY = "sk-test-analyzer"
 TRANSCRIPT = [

@@ -6,7 +6,7 @@ import pytest
 
 from app.enrichment.analyzers import RuleAnalyzer, matched_outcome
 from app.enrichment.schemas import EMPTY_TRANSCRIPT, Analysis
-from app.ultravox.schemas import Message
+from app.transcripts import Message
 
 
 def said(*lines: str) -> list[Message]:
