@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from app import db, http
 from app.campaigns.client import ConversationDetails, Turn, default_client
 from app.config import get_settings
-from app.enrichment.analyzers import key_points, matched_outcome
 from app.models import CampaignLead, CampaignLeadStatus, Conversation, ConversationEvent
+from app.outcomes import key_points, matched_outcome
 
 log = logging.getLogger("conversations")
 

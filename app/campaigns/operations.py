@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.campaigns import queries
 from app.models import Business, Campaign, CampaignStatus
-from app.salesforce.mapping import e164
+from app.phones import e164
 
 CSV_SOURCE = "csv"  # leads.source of the leads loaded from a file
 
