@@ -18,7 +18,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app import db, http
-from app.campaigns.client import ConversationDetails, Turn, default_client
+from app.campaigns.client import default_client
+from app.campaigns.schemas import ConversationDetails, Turn
 from app.config import get_settings
 from app.models import CampaignLead, CampaignLeadStatus, Conversation, ConversationEvent
 from app.outcomes import key_points, matched_outcome

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from app import db, http
 from app.campaigns import queries
-from app.campaigns.client import ElevenLabsClient, OutboundCall, default_client
+from app.campaigns.client import ElevenLabsClient, default_client
+from app.campaigns.schemas import OutboundCall
 from app.config import get_settings
 from app.models import Conversation
 
