@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.campaigns import queries
@@ -104,7 +103,7 @@ def find_or_add_business(session: Session, business: str) -> tuple[uuid.UUID, bo
         by_id = None
     if by_id is not None:
         return by_id.id, False
-    named = session.scalars(select(Business.id).where(Business.name == business)).all()
+    named = queries.get_business_ids_named(session, business)
     if len(named) > 1:
         raise LookupError(f"{len(named)} businesses are named {business!r}: give its id")
     if named:
@@ -133,12 +132,8 @@ def add_leads(session: Session, campaign_id: uuid.UUID, leads: Iterable[dict[str
 
 
 @dataclass(frozen=True)
-class Progress:
+class Progress(queries.ProgressCounts):
     campaign: Campaign
-    leads: dict[str, int]  # campaign_leads by status
-    dials_today: dict[str, int]  # today's dials (campaign's timezone) by status
-    dials: dict[str, int]  # every dial by status
-    conversations: dict[str, int]  # conversations by status
 
 
 def progress(session: Session, campaign_id: uuid.UUID, now: datetime) -> Progress:
@@ -146,7 +141,7 @@ def progress(session: Session, campaign_id: uuid.UUID, now: datetime) -> Progres
     if campaign is None:
         raise LookupError(f"no campaign {campaign_id}")
     counts = queries.get_progress_counts(session, campaign_id, now)
-    return Progress(campaign, **counts)
+    return Progress(**vars(counts), campaign=campaign)
 
 
 def set_status(session: Session, campaign_id: uuid.UUID, status: CampaignStatus) -> None:
