@@ -10,66 +10,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import ValidationError
 from rich.table import Table
 from sqlalchemy.orm import Session
 
 from app.campaigns import queries
+from app.campaigns.schemas import CsvLead
 from app.models import Business, Campaign, CampaignStatus
-from app.phones import e164
-
-CSV_SOURCE = "csv"  # leads.source of the leads loaded from a file
 
 
 class LeadsFileError(ValueError):
     """The CSV file cannot be loaded; the message names every bad line and why."""
-
-
-class CsvLead(BaseModel):
-    """One line of a leads file. Only `phone` is required; a number that is not E.164 and
-    cannot be read as one is kept as given, and the campaign skips it with the reason."""
-
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-    phone: str
-    source_id: str | None = None  # the lead's id in the file's own system; else the phone
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    company: str | None = None
-    timezone: str | None = None
-    do_not_call: bool = False
-    quality_rating: int | None = None
-    lead_score: int | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _blank_is_missing(cls, value: Any) -> Any:
-        return None if value == "" else value
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown timezone {value!r}") from None
-        return value
-
-    def as_lead(self) -> dict[str, Any]:
-        phone = e164(self.phone)
-        values = self.model_dump(exclude={"source_id"})
-        email = values["email"]
-        return values | {
-            "source": CSV_SOURCE,
-            "source_id": self.source_id or phone,
-            "phone": phone,
-            "email": email.lower() if email else None,
-            "do_not_call": self.do_not_call,
-        }
 
 
 def read_leads_csv(path: Path) -> list[dict[str, Any]]:

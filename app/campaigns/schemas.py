@@ -1,11 +1,14 @@
 """ElevenLabs' answers, as the campaigns read them (api-facts §2): the outbound call placed,
-and a conversation with its transcript, metadata and analysis."""
+and a conversation with its transcript, metadata and analysis; and a line of a leads file."""
 
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.phones import e164
 
 
 class OutboundCall(BaseModel):
@@ -75,3 +78,51 @@ class ConversationDetails(_Read):
     transcript: list[Turn] = []
     metadata: ConversationMetadata
     analysis: ConversationAnalysis | None = None
+
+
+CSV_SOURCE = "csv"  # leads.source of the leads loaded from a file
+
+
+class CsvLead(BaseModel):
+    """One line of a leads file. Only `phone` is required; a number that is not E.164 and
+    cannot be read as one is kept as given, and the campaign skips it with the reason."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    phone: str
+    source_id: str | None = None  # the lead's id in the file's own system; else the phone
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    company: str | None = None
+    timezone: str | None = None
+    do_not_call: bool = False
+    quality_rating: int | None = None
+    lead_score: int | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_missing(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    def as_lead(self) -> dict[str, Any]:
+        phone = e164(self.phone)
+        values = self.model_dump(exclude={"source_id"})
+        email = values["email"]
+        return values | {
+            "source": CSV_SOURCE,
+            "source_id": self.source_id or phone,
+            "phone": phone,
+            "email": email.lower() if email else None,
+            "do_not_call": self.do_not_call,
+        }
