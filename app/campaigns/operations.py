@@ -10,67 +10,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import ValidationError
 from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.campaigns import queries
+from app.campaigns.schemas import CsvLead
 from app.models import Business, Campaign, CampaignStatus
-from app.salesforce.mapping import e164
-
-CSV_SOURCE = "csv"  # leads.source of the leads loaded from a file
 
 
 class LeadsFileError(ValueError):
     """The CSV file cannot be loaded; the message names every bad line and why."""
-
-
-class CsvLead(BaseModel):
-    """One line of a leads file. Only `phone` is required; a number that is not E.164 and
-    cannot be read as one is kept as given, and the campaign skips it with the reason."""
-
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-    phone: str
-    source_id: str | None = None  # the lead's id in the file's own system; else the phone
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    company: str | None = None
-    timezone: str | None = None
-    do_not_call: bool = False
-    quality_rating: int | None = None
-    lead_score: int | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _blank_is_missing(cls, value: Any) -> Any:
-        return None if value == "" else value
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown timezone {value!r}") from None
-        return value
-
-    def as_lead(self) -> dict[str, Any]:
-        phone = e164(self.phone)
-        values = self.model_dump(exclude={"source_id"})
-        email = values["email"]
-        return values | {
-            "source": CSV_SOURCE,
-            "source_id": self.source_id or phone,
-            "phone": phone,
-            "email": email.lower() if email else None,
-            "do_not_call": self.do_not_call,
-        }
 
 
 def read_leads_csv(path: Path) -> list[dict[str, Any]]:
@@ -104,7 +55,7 @@ def find_or_add_business(session: Session, business: str) -> tuple[uuid.UUID, bo
         by_id = None
     if by_id is not None:
         return by_id.id, False
-    named = session.scalars(select(Business.id).where(Business.name == business)).all()
+    named = queries.get_business_ids_named(session, business)
     if len(named) > 1:
         raise LookupError(f"{len(named)} businesses are named {business!r}: give its id")
     if named:
@@ -133,12 +84,8 @@ def add_leads(session: Session, campaign_id: uuid.UUID, leads: Iterable[dict[str
 
 
 @dataclass(frozen=True)
-class Progress:
+class Progress(queries.ProgressCounts):
     campaign: Campaign
-    leads: dict[str, int]  # campaign_leads by status
-    dials_today: dict[str, int]  # today's dials (campaign's timezone) by status
-    dials: dict[str, int]  # every dial by status
-    conversations: dict[str, int]  # conversations by status
 
 
 def progress(session: Session, campaign_id: uuid.UUID, now: datetime) -> Progress:
@@ -146,7 +93,7 @@ def progress(session: Session, campaign_id: uuid.UUID, now: datetime) -> Progres
     if campaign is None:
         raise LookupError(f"no campaign {campaign_id}")
     counts = queries.get_progress_counts(session, campaign_id, now)
-    return Progress(campaign, **counts)
+    return Progress(**vars(counts), campaign=campaign)
 
 
 def set_status(session: Session, campaign_id: uuid.UUID, status: CampaignStatus) -> None:

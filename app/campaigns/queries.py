@@ -1,4 +1,6 @@
-"""SQL for campaign-orchestrator: active campaigns, quotas, and the reservation of dials.
+"""SQL for the campaigns: active campaigns, quotas and the reservation of dials
+(campaign-orchestrator), conversations and their turns (conversation-orchestrator), leads
+enrolled and progress counted (`callsync campaign`).
 
 Nothing here commits; the caller owns the transaction. `now` is passed in rather than read
 from the database clock, so that "today" and the call windows are those of one instant.
@@ -7,24 +9,38 @@ from the database clock, so that "today" and the call windows are those of one i
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
-from sqlalchemy import Row, func, text
+from sqlalchemy import Row, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from app.models import Campaign, CampaignLead, CampaignLeadStatus, DialStatus, Lead
+from app.campaigns.schemas import Turn
+from app.models import (
+    Business,
+    Campaign,
+    CampaignLead,
+    CampaignLeadStatus,
+    Conversation,
+    ConversationEvent,
+    DialStatus,
+    Lead,
+)
 
 E164 = r"^\+[1-9][0-9]{7,14}$"
 # TCPA and the FTC's TSR: 08:00-21:00 at the called person's location (api-facts §5).
 EARLIEST, LATEST = "08:00", "21:00"
 
+FINAL_STATUSES = ("done", "failed")  # a conversation in one of these is not synced again
+
 _LOCAL_TODAY = "(CAST(:now AS timestamptz) AT TIME ZONE c.timezone)::date"
+_CAMPAIGN = "c.id, c.name, c.agent_id, c.agent_phone_number_id, c.business_id"
 
 ACTIVE_CAMPAIGNS = text(f"""
-    SELECT c.id, c.name, c.agent_id FROM campaigns AS c
+    SELECT {_CAMPAIGN} FROM campaigns AS c
     WHERE c.status = 'active'
       AND (c.start_date IS NULL OR c.start_date <= {_LOCAL_TODAY})
       AND (c.end_date IS NULL OR c.end_date >= {_LOCAL_TODAY})
@@ -158,24 +174,74 @@ RESERVE = text(f"""
 """)  # noqa: S608 (constant SQL)
 
 
-def get_active_campaigns(session: Session, now: datetime) -> list[Row[Any]]:
+@dataclass(frozen=True)
+class CampaignView:
+    """What a run of a campaign reads of it."""
+
+    id: uuid.UUID
+    name: str
+    agent_id: str
+    agent_phone_number_id: str
+    business_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Quota:
+    cap: int  # campaigns.daily_call_cap
+    calls_today: int  # dials reserved since the campaign's midnight
+
+
+@dataclass(frozen=True)
+class Dial:
+    """A reserved attempt: the dial, the lead's enrolment and attempt, and whom to call."""
+
+    dial_id: uuid.UUID
+    campaign_lead_id: uuid.UUID
+    attempt: int
+    lead_id: uuid.UUID
+    phone: str
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    timezone: str  # the lead's, else the campaign's
+    opens: time  # the call window, within 08:00-21:00
+    closes: time
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A lead skipped for good: it has no E.164 phone number."""
+
+    lead_id: uuid.UUID
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reservation:
+    dials: list[Dial]
+    skipped: list[Skip]
+
+
+def get_active_campaigns(session: Session, now: datetime) -> list[CampaignView]:
     """Active campaigns whose date range holds today in their own timezone."""
-    return list(session.execute(ACTIVE_CAMPAIGNS, {"now": now}))
+    rows = session.execute(ACTIVE_CAMPAIGNS, {"now": now})
+    return [CampaignView(**row._mapping) for row in rows]
 
 
-def lock_campaign(session: Session, campaign_id: uuid.UUID) -> Row[Any] | None:
+def lock_campaign(session: Session, campaign_id: uuid.UUID) -> CampaignView | None:
     """The campaign, locked until the caller's transaction ends, so that the runs of one
     campaign read its quota and reserve its dials one at a time: a second run waits, then
     counts the first one's reservations. NO KEY UPDATE leaves the rows that reference the
     campaign (dials and conversations being recorded) free to be written meanwhile."""
-    return session.execute(
-        text("SELECT * FROM campaigns WHERE id = :id FOR NO KEY UPDATE"), {"id": campaign_id}
-    ).one_or_none()
+    sql = f"SELECT {_CAMPAIGN} FROM campaigns AS c WHERE c.id = :id FOR NO KEY UPDATE"  # noqa: S608
+    row = session.execute(text(sql), {"id": campaign_id}).one_or_none()
+    return None if row is None else CampaignView(**row._mapping)
 
 
-def get_quota(session: Session, campaign_id: uuid.UUID, now: datetime) -> Row[Any]:
+def get_quota(session: Session, campaign_id: uuid.UUID, now: datetime) -> Quota:
     """The daily cap and the dials reserved since the campaign's midnight."""
-    return session.execute(QUOTA, {"campaign_id": campaign_id, "now": now}).one()
+    row = session.execute(QUOTA, {"campaign_id": campaign_id, "now": now}).one()
+    return Quota(**row._mapping)
 
 
 def expire_reservations(
@@ -187,12 +253,6 @@ def expire_reservations(
     return int(session.execute(EXPIRE_RESERVATIONS, params).rowcount)  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True)
-class Reservation:
-    dials: list[Row[Any]]  # dial_id, campaign_lead_id, attempt, lead_id, phone, names, window
-    skipped: list[Row[Any]]  # lead_id, skip_reason
-
-
 def reserve_dials(
     session: Session, campaign_id: uuid.UUID, *, limit: int, now: datetime
 ) -> Reservation:
@@ -202,14 +262,40 @@ def reserve_dials(
     rows = session.execute(RESERVE, {"campaign_id": campaign_id, "limit": limit, "now": now})
     reserved = list(rows)
     return Reservation(
-        dials=[row for row in reserved if row.skip_reason is None],
-        skipped=[row for row in reserved if row.skip_reason is not None],
+        dials=[_dial(row) for row in reserved if row.skip_reason is None],
+        skipped=[
+            Skip(row.lead_id, row.skip_reason) for row in reserved if row.skip_reason is not None
+        ],
+    )
+
+
+def _dial(row: Row[Any]) -> Dial:
+    return Dial(**{name: value for name, value in row._mapping.items() if name != "skip_reason"})
+
+
+def insert_conversation(
+    session: Session,
+    campaign: CampaignView,
+    dial: Dial,
+    *,
+    conversation_id: str | None,
+    call_sid: str | None,
+) -> None:
+    """The placed call's conversation row, for conversation-orchestrator to sync."""
+    session.execute(
+        insert(Conversation).values(
+            conversation_id=conversation_id,
+            call_sid=call_sid,
+            business_id=campaign.business_id,
+            campaign_id=campaign.id,
+            lead_id=dial.lead_id,
+        )
     )
 
 
 def record_placed(
     session: Session,
-    dial: Row[Any],
+    dial: Dial,
     *,
     conversation_id: str | None,
     call_sid: str | None,
@@ -222,20 +308,20 @@ def record_placed(
     _update_lead(session, dial, CampaignLeadStatus.contacted, conversation_id=conversation_id)
 
 
-def record_failed(session: Session, dial: Row[Any], error: str) -> None:
+def record_failed(session: Session, dial: Dial, error: str) -> None:
     """The attempt failed with `error` and is logged; a later attempt may follow after the retry
     interval."""
     _finish(session, dial, DialStatus.failed, error=error)
     _update_lead(session, dial, CampaignLeadStatus.failed, last_error=error)
 
 
-def _finish(session: Session, dial: Row[Any], status: DialStatus, **values: str | None) -> None:
+def _finish(session: Session, dial: Dial, status: DialStatus, **values: str | None) -> None:
     params = {"conversation_id": None, "call_sid": None, "error": None, "note": None} | values
     session.execute(FINISH_DIAL, {"status": status.value, "dial_id": dial.dial_id, **params})
 
 
 def _update_lead(
-    session: Session, dial: Row[Any], status: CampaignLeadStatus, **values: str | None
+    session: Session, dial: Dial, status: CampaignLeadStatus, **values: str | None
 ) -> None:
     sets = ", ".join(f"{name} = :{name}" for name in values)
     session.execute(
@@ -288,11 +374,123 @@ _BY_STATUS = {
 }
 
 
-def get_progress_counts(
-    session: Session, campaign_id: uuid.UUID, now: datetime
-) -> dict[str, dict[str, int]]:
+@dataclass(frozen=True)
+class ProgressCounts:
+    leads: dict[str, int]  # campaign_leads by status
+    dials: dict[str, int]  # every dial by status
+    dials_today: dict[str, int]  # today's dials (campaign's timezone) by status
+    conversations: dict[str, int]  # conversations by status
+
+
+def get_progress_counts(session: Session, campaign_id: uuid.UUID, now: datetime) -> ProgressCounts:
     """The campaign's leads, dials (all and today's) and conversations, counted by status."""
     params = {"campaign_id": campaign_id, "now": now}
-    return {
-        name: dict(session.execute(text(sql), params).all()) for name, sql in _BY_STATUS.items()
-    }
+    return ProgressCounts(
+        **{name: dict(session.execute(text(sql), params).all()) for name, sql in _BY_STATUS.items()}
+    )
+
+
+def get_business_ids_named(session: Session, name: str) -> list[uuid.UUID]:
+    """The businesses with exactly this name."""
+    return list(session.scalars(select(Business.id).where(Business.name == name)).all())
+
+
+def get_conversations_to_sync(session: Session, *, since: datetime, limit: int) -> list[uuid.UUID]:
+    """Unfinished conversations updated since `since`, least recently synced first."""
+    stmt = (
+        select(Conversation.id)
+        .where(Conversation.updated_at >= since, Conversation.status.not_in(FINAL_STATUSES))
+        .order_by(Conversation.last_synced_at.asc().nulls_first(), Conversation.updated_at)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def get_external_id(session: Session, conversation_id: uuid.UUID) -> str | None:
+    """The conversation's ElevenLabs id, None if there is no such conversation."""
+    row = session.get(Conversation, conversation_id)
+    return None if row is None else row.conversation_id
+
+
+@dataclass(frozen=True)
+class LockedConversation:
+    campaign_id: uuid.UUID | None
+    lead_id: uuid.UUID | None
+    events: int  # conversation_events stored so far
+
+
+def lock_conversation(session: Session, conversation_id: uuid.UUID) -> LockedConversation:
+    """Lock the conversation until the caller's transaction ends, so that its syncs store
+    turns one at a time; with the number of turns stored."""
+    row = session.get_one(Conversation, conversation_id, with_for_update=True)
+    known = session.scalar(
+        select(func.count()).where(ConversationEvent.conversation_id == conversation_id)
+    )
+    return LockedConversation(row.campaign_id, row.lead_id, known or 0)
+
+
+def insert_events(
+    session: Session, conversation_id: uuid.UUID, turns: Sequence[Turn], *, start: int, batch: int
+) -> int:
+    """Insert turns from index `start` on, `batch` rows a statement; a turn already stored is
+    left alone. Returns how many were inserted."""
+    rows = [
+        {
+            "conversation_id": conversation_id,
+            "event_index": index,
+            "role": turn.role,
+            "message": turn.message,
+            "time_in_call_secs": turn.time_in_call_secs,
+        }
+        for index, turn in enumerate(turns)
+        if index >= start
+    ]
+    added = 0
+    for first in range(0, len(rows), batch):
+        stmt = (
+            pg_insert(ConversationEvent)
+            .values(rows[first : first + batch])
+            .on_conflict_do_nothing(index_elements=["conversation_id", "event_index"])
+        )
+        added += session.execute(stmt).rowcount  # type: ignore[attr-defined]
+    return added
+
+
+@dataclass(frozen=True)
+class ConversationSync:
+    """What a sync learnt of a conversation."""
+
+    status: str
+    outcome: str | None
+    sentiment_score: float
+    key_points: list[str]
+    summary: str | None  # None or empty keeps the stored summary
+    call_sid: str | None  # kept only if none is stored
+    metadata: dict[str, Any]  # merged into the stored metadata
+
+
+def record_sync(session: Session, conversation_id: uuid.UUID, sync: ConversationSync) -> None:
+    """Write what the sync learnt onto the conversation (locked by lock_conversation)."""
+    row = session.get_one(Conversation, conversation_id)
+    row.status = sync.status
+    row.outcome = sync.outcome
+    row.sentiment_score = sync.sentiment_score
+    row.key_points = sync.key_points
+    row.summary = sync.summary or row.summary
+    row.call_sid = row.call_sid or sync.call_sid
+    row.metadata_ = row.metadata_ | sync.metadata
+    row.last_synced_at = datetime.now(UTC)
+    row.updated_at = func.now()
+
+
+def complete_campaign_lead(session: Session, campaign_id: uuid.UUID, lead_id: uuid.UUID) -> None:
+    """The lead's conversation happened: a contacted lead is completed for the campaign."""
+    session.execute(
+        update(CampaignLead)
+        .where(
+            CampaignLead.campaign_id == campaign_id,
+            CampaignLead.lead_id == lead_id,
+            CampaignLead.status == CampaignLeadStatus.contacted,
+        )
+        .values(status=CampaignLeadStatus.completed, updated_at=func.now())
+    )

@@ -11,31 +11,58 @@ import logging
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from app import db, http
 from app.campaigns import queries
-from app.campaigns.client import ElevenLabsClient, OutboundCall, default_client
+from app.campaigns.client import ElevenLabsClient, default_client
+from app.campaigns.queries import CampaignView, Dial
+from app.campaigns.schemas import OutboundCall
 from app.config import get_settings
-from app.models import Conversation
 
 log = logging.getLogger("campaigns")
 
 WORKER_STOPPED = "the worker stopped between reserving and recording this attempt"
 
 
-def run_campaign(campaign_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CampaignRun:
+    """What one run of a campaign did; `skipped` says why it did nothing."""
+
+    campaign_id: uuid.UUID
+    remaining: int = 0  # of today's quota, before this run
+    reserved: int = 0
+    placed: int = 0
+    failed: int = 0
+    invalid_numbers: int = 0  # leads skipped for good
+    skipped: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The task's result."""
+        if self.skipped is not None:
+            return {"campaign_id": str(self.campaign_id), "skipped": self.skipped}
+        return {
+            "campaign_id": str(self.campaign_id),
+            "remaining": self.remaining,
+            "reserved": self.reserved,
+            "placed": self.placed,
+            "failed": self.failed,
+            "invalid_numbers": self.invalid_numbers,
+        }
+
+
+def run_campaign(campaign_id: uuid.UUID, now: datetime) -> CampaignRun:
     """Reserve up to the campaign's remaining daily quota of eligible leads and dial them."""
     settings = get_settings()
     with db.session_scope() as session:
         campaign = queries.lock_campaign(session, campaign_id)
         if campaign is None:
-            return {"campaign_id": str(campaign_id), "skipped": "no such campaign"}
+            return CampaignRun(campaign_id, skipped="no such campaign")
         log.info("[campaign] id=%s name=%r agent_id=%s", campaign.id, campaign.name,
                  campaign.agent_id)  # fmt: skip
         queries.expire_reservations(
@@ -48,25 +75,25 @@ def run_campaign(campaign_id: uuid.UUID, now: datetime) -> dict[str, Any]:
                  quota.calls_today, remaining)  # fmt: skip
         reservation = queries.reserve_dials(session, campaign_id, limit=remaining, now=now)
     dials = reservation.dials
-    for row in reservation.skipped:
-        log.info("[lead] id=%s skipped: %s", row.lead_id, row.skip_reason)
+    for skip in reservation.skipped:
+        log.info("[lead] id=%s skipped: %s", skip.lead_id, skip.reason)
     log.info("[leads] campaign=%s limit=%d returned=%d", campaign_id, remaining, len(dials))
     for dial in dials:
         log.info("[lead] id=%s phone=%s tz=%s window=%s-%s ok=true", dial.lead_id,
                  mask(dial.phone), dial.timezone, f"{dial.opens:%H:%M}",
                  f"{dial.closes:%H:%M}")  # fmt: skip
     placed = _place_all(campaign, dials)
-    return {
-        "campaign_id": str(campaign_id),
-        "remaining": remaining,
-        "reserved": len(dials),
-        "placed": placed,
-        "failed": len(dials) - placed,
-        "invalid_numbers": len(reservation.skipped),
-    }
+    return CampaignRun(
+        campaign_id,
+        remaining=remaining,
+        reserved=len(dials),
+        placed=placed,
+        failed=len(dials) - placed,
+        invalid_numbers=len(reservation.skipped),
+    )
 
 
-def _place_all(campaign: Row[Any], dials: list[Row[Any]]) -> int:
+def _place_all(campaign: CampaignView, dials: list[Dial]) -> int:
     if not dials:
         return 0
     client = default_client()
@@ -75,7 +102,7 @@ def _place_all(campaign: Row[Any], dials: list[Row[Any]]) -> int:
         return sum(pool.map(lambda dial: _place(client, campaign, dial), dials))
 
 
-def _place(client: ElevenLabsClient, campaign: Row[Any], dial: Row[Any]) -> bool:
+def _place(client: ElevenLabsClient, campaign: CampaignView, dial: Dial) -> bool:
     """Dial the reserved attempt once and record what happened; True if the call went out."""
     log.info("[dial] placing call to %s", mask(dial.phone))
     try:
@@ -94,7 +121,7 @@ def _place(client: ElevenLabsClient, campaign: Row[Any], dial: Row[Any]) -> bool
     return True
 
 
-def _record_placed(campaign: Row[Any], dial: Row[Any], call: OutboundCall) -> None:
+def _record_placed(campaign: CampaignView, dial: Dial, call: OutboundCall) -> None:
     """The conversation, and the dial with its call_logs row and the lead, in one transaction;
     a conversation that cannot be stored leaves the placed call on record in call_logs, with
     the reason (the seed's fallback)."""
@@ -112,19 +139,17 @@ def _record_placed(campaign: Row[Any], dial: Row[Any], call: OutboundCall) -> No
 
 
 def _insert_conversation(
-    session: Session, campaign: Row[Any], dial: Row[Any], call: OutboundCall
+    session: Session, campaign: CampaignView, dial: Dial, call: OutboundCall
 ) -> str | None:
     """Insert the call's conversation row; why not, if the database refused it."""
     try:
         with session.begin_nested():
-            session.execute(
-                insert(Conversation).values(
-                    conversation_id=call.conversation_id,
-                    call_sid=call.call_sid,
-                    business_id=campaign.business_id,
-                    campaign_id=campaign.id,
-                    lead_id=dial.lead_id,
-                )
+            queries.insert_conversation(
+                session,
+                campaign,
+                dial,
+                conversation_id=call.conversation_id,
+                call_sid=call.call_sid,
             )
     except OperationalError:
         raise
@@ -135,14 +160,14 @@ def _insert_conversation(
     return None
 
 
-def _failed(dial: Row[Any], error: str) -> bool:
+def _failed(dial: Dial, error: str) -> bool:
     with db.session_scope() as session:
         queries.record_failed(session, dial, error)
     log.warning("[dial] failed lead=%s attempt=%d: %s", dial.lead_id, dial.attempt, error)
     return False
 
 
-def _dynamic_variables(dial: Row[Any]) -> dict[str, str]:
+def _dynamic_variables(dial: Dial) -> dict[str, str]:
     names = {"first_name": dial.first_name, "last_name": dial.last_name, "company": dial.company}
     return {key: value for key, value in names.items() if value}
 

@@ -57,7 +57,7 @@ def conversation_orchestrator() -> dict[str, Any]:
 )
 def sync_conversation(conversation_id: str) -> dict[str, Any]:
     """Bring one conversation's new turns and outcome in from ElevenLabs."""
-    return conversations.sync_conversation(uuid.UUID(conversation_id))
+    return conversations.sync_conversation(uuid.UUID(conversation_id)).as_dict()
 
 
 @app.task(
@@ -69,4 +69,4 @@ def sync_conversation(conversation_id: str) -> dict[str, Any]:
 )
 def run_campaign(campaign_id: str) -> dict[str, Any]:
     """Reserve and place the campaign's next calls."""
-    return service.run_campaign(uuid.UUID(campaign_id), datetime.now(UTC))
+    return service.run_campaign(uuid.UUID(campaign_id), datetime.now(UTC)).as_dict()

@@ -13,7 +13,8 @@ from typing import get_args
 from pydantic import ValidationError
 
 from app import http
-from app.enrichment.schemas import EMPTY_TRANSCRIPT, Analysis, Outcome
+from app.enrichment.schemas import EMPTY_TRANSCRIPT, Analysis
+from app.outcomes import Outcome
 from app.transcripts import Message
 from app.validation import first_error
 

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-Outcome = Literal[
-    "no_conversation",  # nobody said anything: the transcript is empty
-    "pledged",  # the seeds' commitment phrases ("I will pledge", "count me in")
-    "donated",
-    "not_interested",
-    "callback_requested",
-    "completed",  # a conversation took place, with none of the outcomes above
-]
+from app.outcomes import Outcome
 
 
 class Analysis(BaseModel):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import phonenumbers
+from app.phones import e164
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,6 @@ def soql(sobject: str, since: str) -> str:
 
 
 REQUIRED = {"Contact": ("Id", "LastName"), "Lead": ("Id", "LastName", "Company")}
-DEFAULT_REGION = "US"
 
 
 def to_lead(sobject: str, record: dict[str, Any]) -> dict[str, Any] | str:
@@ -59,16 +58,3 @@ def to_lead(sobject: str, record: dict[str, Any]) -> dict[str, Any] | str:
         "company": account.get("Name") if sobject == "Contact" else record.get("Company"),
         "do_not_call": bool(record.get("DoNotCall")),
     }
-
-
-def e164(phone: str | None) -> str | None:
-    """The number in E.164 where it can be read as one (US numbers may omit +1); else as given."""
-    if not phone or not phone.strip():
-        return None
-    try:
-        number = phonenumbers.parse(phone, DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
-        return phone.strip()
-    if not phonenumbers.is_possible_number(number):
-        return phone.strip()
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -4,10 +4,8 @@ instants: eligibility, order, quota, call windows in the lead's timezone, reserv
 from __future__ import annotations
 
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -32,7 +30,7 @@ from tests.campaigns import enroll, make_campaign
 NOON_ISH = datetime(2026, 1, 14, 15, 0, tzinfo=UTC)
 
 
-def run(campaign: Campaign, now: datetime = NOON_ISH) -> dict[str, Any]:
+def run(campaign: Campaign, now: datetime = NOON_ISH) -> service.CampaignRun:
     return service.run_campaign(campaign.id, now)
 
 
@@ -57,7 +55,7 @@ def test_dials_the_best_leads_first_up_to_the_daily_cap(
         enroll(session, campaign, quality_rating=q, lead_score=s)
         for q, s in [(1, 90), (5, 10), (3, 50), (5, 80), (None, 99)]
     ]
-    assert run(campaign) == {
+    assert run(campaign).as_dict() == {  # the task's result
         "campaign_id": str(campaign.id), "remaining": 3, "reserved": 3, "placed": 3,
         "failed": 0, "invalid_numbers": 0,
     }  # fmt: skip
@@ -83,7 +81,7 @@ def test_dials_the_best_leads_first_up_to_the_daily_cap(
     )
     assert (log.conversation_id, log.call_sid) == (row.conversation_id, conversation.call_sid)
     assert (log.campaign_id, log.dial_id) == (campaign.id, dial_of(session, leads[3]).id)
-    assert run(campaign)["remaining"] == 0  # the cap is reached for today
+    assert run(campaign).remaining == 0  # the cap is reached for today
 
 
 def test_eligibility_rules(session: Session, fake_elevenlabs: FakeElevenLabs) -> None:
@@ -124,7 +122,7 @@ def test_an_invalid_number_is_skipped_with_the_reason(
 ) -> None:
     campaign = make_campaign(session)
     lead = enroll(session, campaign, phone=phone)
-    assert run(campaign)["invalid_numbers"] == 1
+    assert run(campaign).invalid_numbers == 1
     row = enrolment(session, lead)
     assert (row.status, row.last_error, row.attempts) == (
         CampaignLeadStatus.invalid_number,
@@ -221,7 +219,7 @@ def test_a_failed_dial_records_the_attempt_as_failed(
     campaign = make_campaign(session)
     lead = enroll(session, campaign)
     fake_elevenlabs.inject(fault)
-    assert run(campaign)["failed"] == 1
+    assert run(campaign).failed == 1
     row = enrolment(session, lead)
     assert (row.status, row.attempts) == (CampaignLeadStatus.failed, 1)
     assert row.last_error is not None
@@ -248,7 +246,7 @@ def test_a_conversation_that_cannot_be_stored_goes_to_call_logs(
     lead = enroll(session, campaign)
     session.add(Conversation(conversation_id="conv_fake00000001", business_id=campaign.business_id))
     session.commit()
-    assert run(campaign)["placed"] == 1
+    assert run(campaign).placed == 1
     log = session.scalars(select(CallLog)).one()
     assert (log.lead_id, log.conversation_id, log.status) == (
         lead.id,
@@ -331,7 +329,7 @@ def test_two_runs_at_once_dial_each_lead_once(
     fake_elevenlabs.inject("slow", times=40, seconds=0.05)
     with ThreadPoolExecutor(max_workers=2) as pool:  # .result() re-raises a run's error
         results = [f.result() for f in [pool.submit(run, campaign) for _ in range(2)]]
-    assert sum(r["placed"] for r in results) == 40
+    assert sum(r.placed for r in results) == 40
     assert all(dialled(fake_elevenlabs, *leads))
     assert len(fake_elevenlabs.dials) == 40
     assert session.scalar(select(func.count()).select_from(CampaignDial)) == 40
@@ -369,7 +367,7 @@ def test_concurrent_runs_of_one_campaign_never_pass_its_daily_cap(
     runs = [campaign for campaign in campaigns for _ in range(4)]
     start = threading.Barrier(len(runs))
 
-    def race(campaign: Campaign) -> dict[str, Any]:
+    def race(campaign: Campaign) -> service.CampaignRun:
         start.wait()
         return run(campaign)
 
@@ -377,6 +375,6 @@ def test_concurrent_runs_of_one_campaign_never_pass_its_daily_cap(
         results = list(pool.map(race, runs))
     reserved = {campaign.id: 0 for campaign in campaigns}
     for result in results:
-        reserved[uuid.UUID(result["campaign_id"])] += result["reserved"]
+        reserved[result.campaign_id] += result.reserved
     assert [reserved[campaign.id] for campaign in campaigns] == caps
     assert len(fake_elevenlabs.dials) == sum(caps)

@@ -22,7 +22,7 @@ def placed_conversation(session: Session) -> Conversation:
     """A campaign call placed through the fake: its conversation row, status initiated."""
     campaign = make_campaign(session)
     enroll(session, campaign)
-    assert service.run_campaign(campaign.id, NOON_ISH)["placed"] == 1
+    assert service.run_campaign(campaign.id, NOON_ISH).placed == 1
     return session.scalars(select(Conversation)).one()
 
 
@@ -40,7 +40,7 @@ def test_turns_arrive_as_the_call_goes_on_and_are_stored_once(
     session: Session, fake_elevenlabs: FakeElevenLabs
 ) -> None:
     conversation = placed_conversation(session)
-    added = [conversations.sync_conversation(conversation.id)["events_added"] for _ in range(5)]
+    added = [conversations.sync_conversation(conversation.id).events_added for _ in range(5)]
     assert added == [0, 2, 2, 0, 0]  # initiated, in-progress, processing, done, done
     assert events(session, conversation) == [
         (index, role, message) for index, (role, message) in enumerate(SCRIPT)
@@ -146,8 +146,8 @@ def test_long_transcripts_are_inserted_in_batches(
     conversation = placed_conversation(session)
     script = tuple(("user" if n % 2 else "agent", f"turn {n}") for n in range(123))
     fake_elevenlabs.set_script(conversation.conversation_id, script)
-    totals = [conversations.sync_conversation(conversation.id)["events_added"] for _ in range(4)]
-    assert sum(totals) == 123
+    totals = [conversations.sync_conversation(conversation.id).events_added for _ in range(4)]
+    assert sum(total or 0 for total in totals) == 123
     assert [index for index, _, _ in events(session, conversation)] == list(range(123))
 
 
@@ -157,13 +157,18 @@ def test_an_unavailable_api_changes_nothing(
     conversation = placed_conversation(session)
     fake_elevenlabs.available = False
     result = conversations.sync_conversation(conversation.id)
-    assert result["status"] == "unavailable"
-    assert "HTTP 503" in result["error"]
+    assert result.status == "unavailable"
+    assert "HTTP 503" in str(result.error)
+    assert list(result.as_dict()) == ["id", "status", "error"]  # the task's result
     session.refresh(conversation)
     assert (conversation.status, conversation.last_synced_at) == ("initiated", None)
     assert events(session, conversation) == []
     fake_elevenlabs.available = True
-    assert conversations.sync_conversation(conversation.id)["status"] == "initiated"
+    assert conversations.sync_conversation(conversation.id).as_dict() == {
+        "id": str(conversation.id),
+        "status": "initiated",
+        "events_added": 0,
+    }
 
 
 def test_the_lookback_and_the_batch_limit(session: Session) -> None:
