@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # Where every process of a machine writes its task and claim metrics for /metrics.
+    prometheus_multiproc_dir: Path = Path(__file__).resolve().parent.parent / "var" / "prometheus"
 
     # Webhook ingest and the webhook queue.
     webhook_timestamp_tolerance_seconds: int = Field(

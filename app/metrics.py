@@ -1,56 +1,54 @@
 """Prometheus metrics, served by the API at `GET /metrics`.
 
-Workers run on many machines, so what they count (tasks by queue, name and outcome; how long
-each claim statement took) is kept in one Redis hash that every worker adds to and the API
-reads at scrape time. Queue depth is read from the database at scrape time, so it is never
+What workers count (tasks by queue, name and outcome; how long each claim statement took) is
+kept by prometheus_client's multiprocess mode: every process writes its own figures to files
+in PROMETHEUS_MULTIPROC_DIR (var/prometheus by default), and a scrape adds up those of every
+process of the machine. Queue depth is read from the database at scrape time, so it is never
 stale; only the completed rows, which nobody waits on, are an estimate (app/queue_stats.py).
-Recording a figure never fails the work it describes: a Redis error is logged and the figure
-dropped.
 """
 
 from __future__ import annotations
 
-import logging
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from celery import Task
 from celery.signals import task_failure, task_retry, task_success
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
-from redis import RedisError
-from redis.client import Pipeline
 
 from app import db, queue_stats
-from app.broker import get_redis
+from app.config import get_settings
 
-logger = logging.getLogger(__name__)
+# prometheus_client chooses its storage when first imported, from PROMETHEUS_MULTIPROC_DIR,
+# which it reads itself: unless the environment names a directory, ours is set first.
+_MULTIPROC_DIR = get_settings().prometheus_multiproc_dir
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_MULTIPROC_DIR))  # noqa: TID251
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)  # noqa: TID251
 
-KEY = "callsync:metrics"
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest  # noqa: E402
+from prometheus_client.core import GaugeMetricFamily, Metric  # noqa: E402
+from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
+from prometheus_client.registry import Collector  # noqa: E402
+
 CLAIM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-_SEP = "|"
+
+TASKS = Counter(
+    "callsync_tasks",
+    "Celery tasks finished, by queue, task and outcome.",
+    ["queue", "task", "outcome"],
+)
+CLAIMS = Histogram(
+    "callsync_claim_seconds",
+    "Time one claim statement took, by queue.",
+    ["queue"],
+    buckets=CLAIM_BUCKETS,
+)
 
 
 def count_task(queue: str, task: str, outcome: str) -> None:
-    _record(lambda pipe: pipe.hincrby(KEY, _SEP.join(("task", queue, task, outcome)), 1))
-
-
-def observe_claim(queue: str, seconds: float) -> None:
-    bucket = next((str(b) for b in CLAIM_BUCKETS if seconds <= b), "+Inf")
-
-    def write(pipe: Pipeline) -> None:
-        pipe.hincrby(KEY, _SEP.join(("claim", queue, bucket)), 1)
-        pipe.hincrbyfloat(KEY, _SEP.join(("claim_sum", queue)), seconds)
-
-    _record(write)
+    TASKS.labels(queue, task, outcome).inc()
 
 
 @contextmanager
@@ -58,16 +56,7 @@ def timed_claim(queue: str) -> Iterator[None]:
     """Observe how long the claim inside the block takes, for `callsync_claim_seconds`."""
     started = time.perf_counter()
     yield
-    observe_claim(queue, time.perf_counter() - started)
-
-
-def _record(write: Callable[[Pipeline], object]) -> None:
-    try:
-        with get_redis().pipeline(transaction=False) as pipe:
-            write(pipe)
-            pipe.execute()
-    except RedisError as error:
-        logger.warning("metrics: not recorded: %s", error)
+    CLAIMS.labels(queue).observe(time.perf_counter() - started)
 
 
 def _queue_of(task: Task[Any, Any]) -> str:
@@ -86,15 +75,11 @@ def count_finished_tasks() -> None:
         signal.connect(count, weak=False, dispatch_uid=f"callsync.metrics.{outcome}")
 
 
-class CallsyncCollector(Collector):
-    """Builds every metric family at scrape time from Redis and the database."""
+class QueueCollector(Collector):
+    """The queues' figures, read from the database at scrape time."""
 
     def collect(self) -> Iterator[Metric]:
         yield from _queue_families()
-        recorded: dict[bytes, bytes] = get_redis().hgetall(KEY)  # type: ignore[assignment]
-        yield from _worker_families(
-            {key.decode(): value.decode() for key, value in recorded.items()}
-        )
 
 
 def _queue_families() -> Iterator[Metric]:
@@ -133,40 +118,9 @@ def _queue_families() -> Iterator[Metric]:
     yield from (rows, estimated, oldest, dead, jobs)
 
 
-def _worker_families(fields: dict[str, str]) -> Iterator[Metric]:
-    tasks = CounterMetricFamily(
-        "callsync_tasks",
-        "Celery tasks finished, by queue, task and outcome.",
-        labels=["queue", "task", "outcome"],
-    )
-    buckets: dict[str, dict[str, int]] = {}
-    sums: dict[str, float] = {}
-    for field, value in fields.items():
-        kind, *labels = field.split(_SEP)
-        if kind == "task":
-            tasks.add_metric(labels, float(value))
-        elif kind == "claim":
-            buckets.setdefault(labels[0], {})[labels[1]] = int(value)
-        elif kind == "claim_sum":
-            sums[labels[0]] = float(value)
-    claims = HistogramMetricFamily(
-        "callsync_claim_seconds",
-        "Time one claim statement took, by queue.",
-        labels=["queue"],
-    )
-    for queue, counts in buckets.items():
-        cumulative, running = [], 0
-        for bound in (*(str(b) for b in CLAIM_BUCKETS), "+Inf"):
-            running += counts.get(bound, 0)
-            cumulative.append((bound, float(running)))
-        claims.add_metric([queue], cumulative, sum_value=sums.get(queue, 0.0))
-    yield from (tasks, claims)
-
-
-REGISTRY = CollectorRegistry()
-REGISTRY.register(CallsyncCollector())
-
-
 def exposition() -> bytes:
-    """The text format Prometheus scrapes."""
-    return generate_latest(REGISTRY)
+    """The text format Prometheus scrapes: the queues, and the workers of this machine."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(QueueCollector())
+    return generate_latest(registry)

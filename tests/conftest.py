@@ -6,8 +6,11 @@ settings at import time. Worker processes started by tests inherit the same envi
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -38,6 +41,9 @@ BUBBLE_TYPES = {
 SALESFORCE_CLIENT_ID = "3MVG9fake"
 SALESFORCE_CLIENT_SECRET = "sf-test-secret"
 
+METRICS_DIR = tempfile.mkdtemp(prefix="callsync-metrics-")
+atexit.register(shutil.rmtree, METRICS_DIR, ignore_errors=True)
+
 os.environ.update(
     DATABASE_URL=TEST_DATABASE_URL,
     # TEST_REDIS_URL lets two runs on one machine keep their Celery messages apart.
@@ -59,6 +65,8 @@ os.environ.update(
     SALESFORCE_CLIENT_SECRET=SALESFORCE_CLIENT_SECRET,
     BUBBLE_API_BASE_URL=f"http://127.0.0.1:{FAKE_BUBBLE_PORT}/api/1.1",
     BUBBLE_API_TOKEN=BUBBLE_API_TOKEN,
+    # The test process and its workers write their metrics here, and /metrics reads them.
+    PROMETHEUS_MULTIPROC_DIR=METRICS_DIR,
 )
 
 from celery.contrib.testing.worker import start_worker
