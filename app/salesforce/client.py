@@ -82,6 +82,9 @@ class SalesforceClient:
         self._session = session or http.build_session(self._instance_url, {})
         self.limit_info: str | None = None  # the last Sforce-Limit-Info header
 
+    def close(self) -> None:
+        self._session.close()
+
     def query(self, soql: str, *, batch_size: int = 2000) -> Iterator[list[dict[str, Any]]]:
         """The query's records, a batch at a time, following nextRecordsUrl until done."""
         url = f"{self._instance_url}/services/data/{API_VERSION}/query"
@@ -132,12 +135,18 @@ def refresh_access_token(
         "client_id": client_id,
         "client_secret": client_secret,
     }
-    response = http.send(
-        http.build_session(login_url, {}), "POST",
-        f"{login_url.rstrip('/')}/services/oauth2/token", data=form, timeout=OAUTH_TIMEOUT,
-        retryable=SalesforceRetryable, fatal=SalesforceError, check=_check_oauth,
-    )  # fmt: skip
-    return dict(response.json())
+    with http.build_session(login_url, {}) as session:
+        response = http.send(
+            session,
+            "POST",
+            f"{login_url.rstrip('/')}/services/oauth2/token",
+            data=form,
+            timeout=OAUTH_TIMEOUT,
+            retryable=SalesforceRetryable,
+            fatal=SalesforceError,
+            check=_check_oauth,
+        )
+        return dict(response.json())
 
 
 def _check_oauth(response: requests.Response) -> None:

@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -73,10 +74,12 @@ def sync_integration(integration_id: uuid.UUID) -> dict[str, Any]:
     started, clock = datetime.now(UTC), time.monotonic()
     run, status, error = Run(), "success", None
     try:
-        client = SalesforceClient(integration.instance_url or "", access,
-                                  refresh=lambda: _refresh(integration.id))  # fmt: skip
-        for sobject in OBJECTS:
-            _sync_object(client, integration, sobject, run, settings.max_records_per_sync)
+        client = SalesforceClient(
+            integration.instance_url or "", access, refresh=lambda: _refresh(integration.id)
+        )
+        with closing(client):
+            for sobject in OBJECTS:
+                _sync_object(client, integration, sobject, run, settings.max_records_per_sync)
     except SalesforceReauthRequired as failure:
         status, error = "failed", str(failure)
         with db.session_scope() as session:

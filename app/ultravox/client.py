@@ -47,6 +47,9 @@ class UltravoxClient:
             self._base_url, {"X-API-Key": api_key}, connections=connections
         )
 
+    def close(self) -> None:
+        self._session.close()
+
     @http.retry_transient(UltravoxRetryable)
     def list_calls(
         self,

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -71,7 +72,8 @@ def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Res
     client = UltravoxClient(
         settings.ultravox_api_base_url, api_key, timeout=settings.ultravox_timeout_seconds
     )
-    return _run(client, job, cursor, imported, report)
+    with closing(client):
+        return _run(client, job, cursor, imported, report)
 
 
 def _run(
