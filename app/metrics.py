@@ -19,11 +19,11 @@ from celery import Task
 from celery.signals import task_failure, task_retry, task_success
 
 from app import db, queue_stats
-from app.config import get_settings
+from app.config import load_or_exit
 
 # prometheus_client chooses its storage when first imported, from PROMETHEUS_MULTIPROC_DIR,
 # which it reads itself: unless the environment names a directory, ours is set first.
-_MULTIPROC_DIR = get_settings().prometheus_multiproc_dir
+_MULTIPROC_DIR = load_or_exit().prometheus_multiproc_dir
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_MULTIPROC_DIR))  # noqa: TID251
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)  # noqa: TID251
 
