@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app import crypto
+from app import crypto, errors
 from app.models import Agency, AgencyMember, AgencyRole
 
 # seed 000: what a sync job (and an enrichment item) says when its agency has no Ultravox key
@@ -42,7 +42,7 @@ def add_member(
 ) -> None:
     """Give the user `role` in the agency, replacing any role they had there."""
     if session.scalar(select(Agency.id).where(Agency.id == agency_id)) is None:
-        raise LookupError(f"no agency {agency_id}")
+        raise errors.NotFound(f"no agency {agency_id}")
     stmt = insert(AgencyMember).values(agency_id=agency_id, user_id=user_id, role=role)
     session.execute(
         stmt.on_conflict_do_update(
@@ -64,7 +64,7 @@ def rotate_webhook_secret(session: Session, agency_id: uuid.UUID, secret: str) -
         )
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise LookupError(f"no agency {agency_id}")
+        raise errors.NotFound(f"no agency {agency_id}")
 
 
 def end_webhook_secret_rotation(session: Session, agency_id: uuid.UUID) -> None:
@@ -75,4 +75,4 @@ def end_webhook_secret_rotation(session: Session, agency_id: uuid.UUID) -> None:
         .values(webhook_secret_previous_encrypted=None, updated_at=func.now())
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise LookupError(f"no agency {agency_id}")
+        raise errors.NotFound(f"no agency {agency_id}")

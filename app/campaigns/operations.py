@@ -15,12 +15,13 @@ from pydantic import ValidationError
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from app import errors
 from app.campaigns import queries
 from app.campaigns.schemas import CsvLead
 from app.models import Business, Campaign, CampaignStatus
 
 
-class LeadsFileError(ValueError):
+class LeadsFileError(errors.InvalidInput):
     """The CSV file cannot be loaded; the message names every bad line and why."""
 
 
@@ -57,7 +58,7 @@ def find_or_add_business(session: Session, business: str) -> tuple[uuid.UUID, bo
         return by_id.id, False
     named = queries.get_business_ids_named(session, business)
     if len(named) > 1:
-        raise LookupError(f"{len(named)} businesses are named {business!r}: give its id")
+        raise errors.InvalidInput(f"{len(named)} businesses are named {business!r}: give its id")
     if named:
         return named[0], False
     added = Business(name=business)
@@ -79,7 +80,7 @@ def add_leads(session: Session, campaign_id: uuid.UUID, leads: Iterable[dict[str
     newly enrolled (a lead already in the campaign keeps its place and attempts)."""
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise LookupError(f"no campaign {campaign_id}")
+        raise errors.NotFound(f"no campaign {campaign_id}")
     return queries.enroll_leads(session, campaign, list(leads))
 
 
@@ -91,7 +92,7 @@ class Progress(queries.ProgressCounts):
 def progress(session: Session, campaign_id: uuid.UUID, now: datetime) -> Progress:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise LookupError(f"no campaign {campaign_id}")
+        raise errors.NotFound(f"no campaign {campaign_id}")
     counts = queries.get_progress_counts(session, campaign_id, now)
     return Progress(**vars(counts), campaign=campaign)
 
@@ -99,7 +100,7 @@ def progress(session: Session, campaign_id: uuid.UUID, now: datetime) -> Progres
 def set_status(session: Session, campaign_id: uuid.UUID, status: CampaignStatus) -> None:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise LookupError(f"no campaign {campaign_id}")
+        raise errors.NotFound(f"no campaign {campaign_id}")
     campaign.status = status
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import db
+from app import db, errors
 from app.models import Agency, HistoricalSyncJob, SyncJobStatus
 from app.ultravox import queries, tasks
 from app.ultravox.schemas import StartSync
@@ -24,7 +24,7 @@ POLL_SECONDS = 0.5
 FINISHED = (SyncJobStatus.completed, SyncJobStatus.failed, SyncJobStatus.cancelled)
 
 
-class ActiveJobExists(LookupError):
+class ActiveJobExists(errors.Conflict):
     """The agency already has a pending or in-progress sync job."""
 
 
@@ -33,7 +33,7 @@ def start(agency_id: uuid.UUID, request: StartSync) -> HistoricalSyncJob:
     try:
         with db.session_scope() as session:
             if session.get(Agency, agency_id) is None:
-                raise LookupError(f"no agency {agency_id}")
+                raise errors.NotFound(f"no agency {agency_id}")
             job = queries.create_sync_job(session, agency_id, request)
     except IntegrityError as error:
         if "uq_sync_jobs_one_active" not in str(error.orig):
@@ -53,8 +53,8 @@ def cancel(job_id: uuid.UUID) -> str:
         job = _load(session, job_id)
         try:
             return queries.cancel_sync_job(session, job).status.value
-        except queries.NotCancellable as error:
-            raise LookupError(str(error)) from error
+        except queries.NotCancellable:
+            raise
 
 
 def watch(job_id: uuid.UUID, *, follow: bool = True) -> None:
@@ -98,5 +98,5 @@ def snapshot(job_id: uuid.UUID) -> HistoricalSyncJob:
 def _load(session: Session, job_id: uuid.UUID) -> HistoricalSyncJob:
     job = session.scalars(select(HistoricalSyncJob).where(HistoricalSyncJob.id == job_id)).first()
     if job is None:
-        raise LookupError(f"no sync job {job_id}")
+        raise errors.NotFound(f"no sync job {job_id}")
     return job

@@ -13,14 +13,14 @@ from typing import Any
 from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.orm import Session
 
-from app import metrics
+from app import errors, metrics
 from app.models import Agency, HistoricalSyncJob, SyncJobStatus
 from app.ultravox.schemas import StartSync
 
 ACTIVE = (SyncJobStatus.pending, SyncJobStatus.in_progress)
 
 
-class NotCancellable(Exception):
+class NotCancellable(errors.Conflict):
     """The job already finished: completed, failed or cancelled."""
 
 

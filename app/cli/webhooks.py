@@ -1,0 +1,36 @@
+"""`callsync webhooks`: the Ultravox webhook queue."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import typer
+
+from app.config import load_or_exit
+
+group = typer.Typer(help="The Ultravox webhook queue.", no_args_is_help=True)
+
+
+@group.command("replay")
+def webhooks_replay(
+    all_: Annotated[bool, typer.Option("--all", help="Every dead event.")] = False,
+    agency: Annotated[
+        uuid.UUID | None, typer.Option("--agency", help="The dead events of one agency.")
+    ] = None,
+    event_ids: Annotated[
+        list[uuid.UUID] | None, typer.Option("--id", help="A dead event's id; repeatable.")
+    ] = None,
+) -> None:
+    """Queue dead webhook events (failed max_attempts times) again, and drain them."""
+    from app import db, drains
+    from app.webhooks import queries
+
+    if sum((all_, agency is not None, bool(event_ids))) != 1:
+        raise typer.BadParameter("give exactly one of --all, --agency or --id")
+    load_or_exit()
+    with db.session_scope() as session:
+        count = queries.replay_dead(session, agency_id=agency, event_ids=event_ids or ())
+    if count:
+        drains.WEBHOOKS.request()
+    typer.echo(f"{count} dead event(s) queued again")
