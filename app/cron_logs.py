@@ -53,12 +53,17 @@ def describe(schedule: object) -> str:
     return match.group(1) if match else text
 
 
-def publish_schedule(session: Session, beat_schedule: Mapping[str, Mapping[str, Any]]) -> None:
-    """Mirror the beat schedule into cron_schedule, so SQL users see what runs and when."""
-    rows = [
+def schedule_rows(beat_schedule: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
+    """cron_schedule's rows for a beat schedule."""
+    return [
         {"job_name": name, "schedule": describe(entry["schedule"]), "task": entry["task"]}
         for name, entry in beat_schedule.items()
     ]
+
+
+def publish_schedule(session: Session, beat_schedule: Mapping[str, Mapping[str, Any]]) -> None:
+    """Mirror the beat schedule into cron_schedule, so SQL users see what runs and when."""
+    rows = schedule_rows(beat_schedule)
     session.execute(delete(CronSchedule).where(CronSchedule.job_name.not_in(list(beat_schedule))))
     if rows:
         stmt = pg_insert(CronSchedule).values(rows)

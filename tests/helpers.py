@@ -197,3 +197,18 @@ class ApiClient:
 
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return self._session.post(self.base_url + path, timeout=30, **kwargs)
+
+
+@contextmanager
+def beat(directory: Path, env: dict[str, str] | None = None) -> Iterator[Path]:
+    """A real `celery beat` with its schedule file in `directory`; yields its log's path."""
+    log_path = directory / "beat.log"
+    command = [sys.executable, "-m", "celery", "-A", "app", "beat", "-l", "INFO",
+               "-s", str(directory / "beat-schedule")]  # fmt: skip
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield log_path
+        finally:
+            process.terminate()
+            process.wait(timeout=20)

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
-from app.api.routes import functions, health, historical_syncs, webhooks
+from app.api.routes import functions, health, historical_syncs, sync_functions, webhooks
 from app.config import Settings, get_settings
 from app.webhooks import tasks
 from app.webhooks.store import WebhookStore
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(health.router)
     api.router.routes.append(webhooks.route)
     api.include_router(historical_syncs.router)
+    api.include_router(sync_functions.router)  # before functions' catch-all /{name}
     api.include_router(functions.router)
     return api
 

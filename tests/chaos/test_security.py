@@ -190,7 +190,7 @@ def test_the_apis_doors_stay_shut(
         {**claims, "exp": 2**31}, "not-the-secret-but-long-enough-for-hs256", "HS256"
     )
     expired = security.create_token(uuid.UUID(user), ttl=timedelta(seconds=-60))
-    unsigned = jwt.encode({**claims, "exp": 2**31}, None, "none")
+    unsigned = jwt.encode({**claims, "exp": 2**31}, "", "none")
     tokens = {"wrongly signed": wrong_key, "expired": expired, "unsigned (alg none)": unsigned,
               "garbage": "not.a.jwt"}  # fmt: skip
     doors: dict[str, Callable[[dict[str, str]], requests.Response]] = {
