@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.fakes import server
+from app.fakes.supabase_auth import JWKS_PATH, FakeSupabaseAuth
 
 TEST_DATABASE = f"callsync_test_{os.getpid()}"
 TEST_DATABASE_URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{TEST_DATABASE}"
@@ -26,6 +27,7 @@ FAKE_ULTRAVOX_PORT = server.free_port()
 FAKE_ELEVENLABS_PORT = server.free_port()
 FAKE_SALESFORCE_PORT = server.free_port()
 FAKE_BUBBLE_PORT = server.free_port()
+FAKE_SUPABASE_AUTH_PORT = server.free_port()
 BUBBLE_API_TOKEN = "bubble-test-admin-token"
 SALESFORCE_CLIENT_ID = "3MVG9fake"
 SALESFORCE_CLIENT_SECRET = "sf-test-secret"
@@ -51,6 +53,7 @@ os.environ.update(
     SALESFORCE_CLIENT_SECRET=SALESFORCE_CLIENT_SECRET,
     BUBBLE_API_BASE_URL=f"http://127.0.0.1:{FAKE_BUBBLE_PORT}/api/1.1",
     BUBBLE_API_TOKEN=BUBBLE_API_TOKEN,
+    SUPABASE_JWKS_URL=f"http://127.0.0.1:{FAKE_SUPABASE_AUTH_PORT}{JWKS_PATH}",
 )
 
 from redis import Redis
@@ -164,6 +167,14 @@ def fake_bubble(fake_bubble_server: FakeBubble) -> Iterator[FakeBubble]:
     redis.delete(*redis.keys("callsync:bubble:rate:*"), "callsync:bubble:rate:none")
     yield fake_bubble_server
     fake_bubble_server.reset()
+
+
+@pytest.fixture(scope="session")
+def supabase_auth() -> Iterator[FakeSupabaseAuth]:
+    """Supabase Auth's signing keys, published as the project's JWKS on loopback."""
+    fake = FakeSupabaseAuth()
+    with fake.serve(port=FAKE_SUPABASE_AUTH_PORT):
+        yield fake
 
 
 @pytest.fixture(scope="session")
