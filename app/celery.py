@@ -63,7 +63,10 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     worker_cancel_long_running_tasks_on_connection_loss=True,
     broker_connection_retry_on_startup=True,
-    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+    broker_transport_options={
+        "visibility_timeout": VISIBILITY_TIMEOUT,
+        **({"global_keyprefix": settings.redis_key_prefix} if settings.redis_key_prefix else {}),
+    },
     result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
     timezone="UTC",
     enable_utc=True,

@@ -51,6 +51,16 @@ def db_upgrade() -> None:
     typer.echo("database is at head")
 
 
+@db_cli.command("adopt")
+def db_adopt() -> None:
+    """Take over a database the old Supabase system built: print how it differs from
+    callsync's, add what callsync needs (dropping and changing nothing), stamp it at head."""
+    from app.adopt.service import adopt
+
+    settings = load_or_exit()
+    adopt(settings.database_url, typer.echo)
+
+
 @agency_cli.command("add")
 def agency_add(
     name: Annotated[str, typer.Option(help="The agency's display name.")],

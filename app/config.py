@@ -17,6 +17,9 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/callsync"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = Field(
+        default="", description="prefix of the broker's keys: deployments sharing one Redis"
+    )
     encryption_key: SecretStr = Field(min_length=16)
     jwt_secret: SecretStr = Field(min_length=16)
     service_token: SecretStr | None = Field(default=None, min_length=16)

@@ -16,21 +16,16 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
-import runpy
 from collections.abc import Sequence
-from pathlib import Path
-
-import sqlalchemy as sa
 
 from alembic import op
-from app.cron_logs import schedule_rows
+from app.cron_logs import seed_schedule
 
 revision: str = "0013"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SCHEDULE_FILE = Path(__file__).resolve().parents[2] / "celerybeat-schedule.py"
 WAKE_FUNCTIONS = {
     "invoke_bubble_sync_processor": "bubble-sync-processor",
     "invoke_bubble_sync_retry": "bubble-sync-retry",
@@ -51,14 +46,7 @@ $do$;
 def upgrade() -> None:
     for name, job in WAKE_FUNCTIONS.items():
         op.execute(CREATE_WAKE_FUNCTION.format(name=name, job=job))
-    schedule = runpy.run_path(str(SCHEDULE_FILE))["BEAT_SCHEDULE"]
-    op.get_bind().execute(
-        sa.text(
-            "INSERT INTO cron_schedule (job_name, schedule, task) "
-            "VALUES (:job_name, :schedule, :task) ON CONFLICT (job_name) DO NOTHING"
-        ),
-        schedule_rows(schedule),
-    )
+    seed_schedule(op.get_bind())
 
 
 def downgrade() -> None:

@@ -34,7 +34,7 @@ def callsync(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["db", "upgrade"], ["agency", "add"], ["agency", "add-member"], ["agency", "set-secrets"], ["token"], ["api"],
+    [[], ["db", "upgrade"], ["agency", "add"], ["agency", "add-member"], ["agency", "set-secrets"], ["db", "adopt"], ["token"], ["api"],
      ["fake", "ultravox"], ["sync", "start"], ["sync", "status"], ["sync", "cancel"], ["demo"]],
 )  # fmt: skip
 def test_every_command_has_help_even_without_configuration(command: list[str]) -> None:
