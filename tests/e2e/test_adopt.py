@@ -11,23 +11,26 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from app import migrations
 from app.config import get_settings
-from app.fakes.ultravox import FakeUltravox, call_at
+from app.fakes import server
+from app.fakes.ultravox import FakeUltravox, call_at, send_webhook
 from app.ultravox.client import UltravoxClient, cursor_from_next
 from tests import supabase
 from tests.conftest import ULTRAVOX_API_KEY
-from tests.helpers import Worker, beat, wait_for
-from tests.integration.test_cli import callsync
+from tests.helpers import ROOT, Worker, beat, wait_for
+from tests.integration.test_cli import CALLSYNC, callsync
 
 pytestmark = pytest.mark.e2e
 
@@ -44,6 +47,11 @@ TEAM_TABLES = (
     "webhook_logs",
     "enrichment_queue",
 )
+
+
+# Calls whose transcript and analysis the work brings: waiting items (c1, c2), a waiting
+# call.ended (c4), a failed one (c5), and one delivered to callsync's API after adoption (c8).
+ANALYSED = ("c1", "c2", "c4", "c5", "c8")
 
 
 @dataclass
@@ -95,7 +103,8 @@ def test_adopt_adds_only_and_the_waiting_work_goes_on(
     set_secrets(seeded, env)
     worker = Worker(tmp_path / "worker.log", env=env)  # adopt's claims wait for it in Redis
     try:
-        with beat(tmp_path, env) as log:
+        with beat(tmp_path, env) as log, api(env) as url:
+            deliver_twice(url, seeded, team_db)
             wait_for(lambda: all_done(team_db, seeded), timeout=90, what="the waiting work")
             check_the_work(team_db, seeded)
             wait_for(lambda: "listening for callsync_wake" in log.read_text(), what="beat")
@@ -151,7 +160,7 @@ def load_rows(engine: Engine) -> Seeded:
     seeded.page_one = {str(call.callId) for call in page.results}
     raw = json.loads(page.body)["results"]
     ended = [call for call in raw if call["ended"]]
-    for name, call in zip(("c1", "c2", "c3", "c4", "c5", "c6", "c7"), ended, strict=False):
+    for name, call in zip(("c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"), ended, strict=False):
         seeded.calls[name] = call
     with engine.begin() as connection:
         # As the old system wrote them, without firing its triggers a second time.
@@ -358,6 +367,47 @@ def set_secrets(seeded: Seeded, env: dict[str, str]) -> None:
     assert "in auth.users" in stranger.stderr
 
 
+@contextmanager
+def api(env: dict[str, str]) -> Iterator[str]:
+    """`callsync api` on the adopted database; yields its URL."""
+    port = server.free_port()
+    process = subprocess.Popen(
+        [CALLSYNC, "api", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(url), what="the API")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/healthz", timeout=1).ok
+    except requests.ConnectionError:
+        return False
+
+
+def deliver_twice(url: str, seeded: Seeded, engine: Engine) -> None:
+    """Ultravox retries: the second delivery of c8's call.ended is known and queues nothing."""
+    call = call_at(seeded.calls["c8"], "call.ended")
+    hook = f"{url}/webhooks/ultravox/{seeded.agency_b}"
+    for _ in range(2):
+        assert send_webhook(hook, "call.ended", call, "whsec-team").status_code == 204
+    with engine.connect() as connection:
+        queued = connection.scalar(
+            text("SELECT count(*) FROM webhook_queue WHERE payload #>> '{call,callId}' = :id"),
+            {"id": call["callId"]},
+        )
+    assert queued == 1
+
+
 # What the work left.
 
 
@@ -376,9 +426,9 @@ def all_done(engine: Engine, seeded: Seeded) -> bool:
             text(
                 "SELECT count(*) FROM calls WHERE analysis IS NOT NULL AND ultravox_call_id = ANY(:ids)"
             ),
-            {"ids": [uuid.UUID(seeded.calls[n]["callId"]) for n in ("c1", "c2", "c4", "c5")]},
+            {"ids": [uuid.UUID(seeded.calls[n]["callId"]) for n in ANALYSED]},
         )
-    return bool(job == "completed" and waiting == 0 and analysed == 4)
+    return bool(job == "completed" and waiting == 0 and analysed == len(ANALYSED))
 
 
 def check_the_work(engine: Engine, seeded: Seeded) -> None:
