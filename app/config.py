@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     supabase_jwks_url: str | None = None
     jwks_cache_seconds: int = Field(default=600, ge=1, description="how long the JWKS is reused")
     jwt_issuer: str | None = Field(default=None, description="the `iss` tokens must carry, if set")
+    cors_allow_origins: str = Field(
+        default="", description="comma-separated origins of a browser front end calling the API"
+    )
 
     ultravox_api_base_url: str = "https://api.ultravox.ai"
     ultravox_timeout_seconds: float = Field(default=30.0, gt=0)  # DESIGN.md: 30 s

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
@@ -49,6 +50,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(historical_syncs.router)
     api.include_router(sync_functions.router)  # before functions' catch-all /{name}
     api.include_router(functions.router)
+    origins = [o.strip() for o in api.state.settings.cors_allow_origins.split(",") if o.strip()]
+    if origins:
+        # The old front end calls from the browser, as supabase.functions.invoke does.
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=[
+                "authorization",
+                "content-type",
+                "apikey",
+                "x-client-info",
+                "x-agency-id",
+            ],
+        )
     return api
 
 

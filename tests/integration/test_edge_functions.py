@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 
+import requests
 from sqlalchemy.orm import Session
 
+from app.api.main import create_app, server_options
 from app.config import get_settings
+from app.fakes import server
 from app.fakes.ultravox import FakeUltravox
 from app.ultravox import queries
 from app.ultravox.schemas import StartSync
@@ -95,3 +98,22 @@ def test_process_historical_sync_answers_seed_000s_body(
         "skipped": done["skipped"], "failed": 0, "reason": "max_calls_reached",
     }  # fmt: skip
     assert done["imported"] > 0
+
+
+def test_a_browser_front_end_may_call_when_its_origin_is_allowed() -> None:
+    origin = "https://app.team.test"
+    settings = get_settings().model_copy(update={"cors_allow_origins": origin})
+    preflight = {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, apikey, x-client-info, content-type",
+    }
+    with server.serve(create_app(settings), **server_options(settings)) as running:
+        url = f"{running.url}/functions/v1/get-sync-status"
+        allowed = requests.options(url, headers=preflight, timeout=10)
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == origin
+        other = requests.options(
+            url, headers={**preflight, "Origin": "https://evil.test"}, timeout=10
+        )
+        assert "access-control-allow-origin" not in other.headers
