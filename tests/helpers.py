@@ -203,8 +203,8 @@ class ApiClient:
 def beat(directory: Path, env: dict[str, str] | None = None) -> Iterator[Path]:
     """A real `celery beat` with its schedule file in `directory`; yields its log's path."""
     log_path = directory / "beat.log"
-    command = [sys.executable, "-m", "celery", "-A", "app", "beat", "-l", "INFO",
-               "-s", str(directory / "beat-schedule")]  # fmt: skip
+    schedule = str(directory / "beat-schedule")
+    command = [sys.executable, "-m", "celery", "-A", "app", "beat", "-l", "INFO", "-s", schedule]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -28,6 +28,26 @@ END
 $$;
 """
 
+# The seed's triggers, under the documented names, with functions of the same names: an item
+# once the column is first set.
+SEED_TRIGGER = """
+CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' OR OLD.{column} IS NULL THEN
+        INSERT INTO enrichment_queue (call_id, type, priority) VALUES (NEW.id, '{kind}', 100);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER {name} AFTER INSERT OR UPDATE ON calls FOR EACH ROW
+WHEN (NEW.{column} IS NOT NULL) EXECUTE FUNCTION {name}();
+"""
+SEED_TRIGGERS = SEED_TRIGGER.format(
+    name="call_ended_queue_transcript", column="ended_at", kind="transcript"
+) + SEED_TRIGGER.format(
+    name="transcript_fetched_queue_analysis", column="transcript_fetched_at", kind="analysis"
+)
+
 SCHEMA = """
 CREATE SCHEMA extensions;
 CREATE EXTENSION "uuid-ossp" WITH SCHEMA extensions;
@@ -198,30 +218,7 @@ CREATE INDEX idx_enrichment_queue_status ON enrichment_queue (status);
 CREATE INDEX idx_enrichment_queue_processed ON enrichment_queue (processed_at)
     WHERE status = 'completed';
 
--- The seed's triggers, under the documented names, with functions of the same names.
-CREATE FUNCTION call_ended_queue_transcript() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' OR OLD.ended_at IS NULL THEN
-        INSERT INTO enrichment_queue (call_id, type, priority) VALUES (NEW.id, 'transcript', 100);
-    END IF;
-    RETURN NEW;
-END
-$$;
-CREATE TRIGGER call_ended_queue_transcript
-AFTER INSERT OR UPDATE ON calls FOR EACH ROW
-WHEN (NEW.ended_at IS NOT NULL) EXECUTE FUNCTION call_ended_queue_transcript();
-CREATE FUNCTION transcript_fetched_queue_analysis() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' OR OLD.transcript_fetched_at IS NULL THEN
-        INSERT INTO enrichment_queue (call_id, type, priority) VALUES (NEW.id, 'analysis', 100);
-    END IF;
-    RETURN NEW;
-END
-$$;
-CREATE TRIGGER transcript_fetched_queue_analysis
-AFTER INSERT OR UPDATE ON calls FOR EACH ROW
-WHEN (NEW.transcript_fetched_at IS NOT NULL) EXECUTE FUNCTION transcript_fetched_queue_analysis();
-
+{seed_triggers}
 -- Row level security as the old front end read its data through PostgREST.
 ALTER TABLE agencies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE agency_users ENABLE ROW LEVEL SECURITY;
@@ -241,7 +238,7 @@ CREATE POLICY "members see themselves" ON agency_users FOR SELECT TO authenticat
     USING (user_id = auth.uid());
 GRANT SELECT ON agencies, agency_users, calls, historical_sync_jobs TO authenticated;
 REVOKE ALL ON webhook_queue, webhook_logs, enrichment_queue, cron_job_logs FROM anon, authenticated;
-"""
+""".replace("{seed_triggers}", SEED_TRIGGERS)
 
 
 def build(url: str, *, schema: str = SCHEMA) -> None:

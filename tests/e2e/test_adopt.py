@@ -328,43 +328,21 @@ def _enrichment(connection: Connection, seeded: Seeded) -> None:
 
 def set_secrets(seeded: Seeded, env: dict[str, str]) -> None:
     for agency in (seeded.agency_a, seeded.agency_b):
-        done = callsync(
-            "agency",
-            "set-secrets",
-            "--agency",
-            str(agency),
-            "--ultravox-api-key",
-            ULTRAVOX_API_KEY,
-            "--webhook-secret",
-            "whsec-team",
-            env=env,
-        )
+        secrets = ("--ultravox-api-key", ULTRAVOX_API_KEY, "--webhook-secret", "whsec-team")
+        done = callsync("agency", "set-secrets", "--agency", str(agency), *secrets, env=env)
         assert done.returncode == 0, done.stderr
-    member = callsync(
-        "agency",
-        "add-member",
-        "--agency",
-        str(seeded.agency_a),
-        "--user",
-        str(seeded.owner),
-        "--role",
-        "owner",
-        env=env,
-    )
+    member = add_owner(seeded.agency_a, seeded.owner, env)
     assert member.returncode == 0, member.stderr
-    stranger = callsync(
-        "agency",
-        "add-member",
-        "--agency",
-        str(seeded.agency_a),
-        "--user",
-        str(uuid.uuid4()),
-        "--role",
-        "owner",
-        env=env,
-    )
+    stranger = add_owner(seeded.agency_a, uuid.uuid4(), env)
     assert stranger.returncode == 2
     assert "in auth.users" in stranger.stderr
+
+
+def add_owner(
+    agency: uuid.UUID, user: uuid.UUID, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    ids = ("--agency", str(agency), "--user", str(user))
+    return callsync("agency", "add-member", *ids, "--role", "owner", env=env)
 
 
 @contextmanager

@@ -94,9 +94,13 @@ def test_process_historical_sync_answers_seed_000s_body(
     }
     done = results[jobs[keyed]]
     assert done == {
-        "job_id": jobs[keyed], "status": "completed", "imported": done["imported"],
-        "skipped": done["skipped"], "failed": 0, "reason": "max_calls_reached",
-    }  # fmt: skip
+        "job_id": jobs[keyed],
+        "status": "completed",
+        "imported": done["imported"],
+        "skipped": done["skipped"],
+        "failed": 0,
+        "reason": "max_calls_reached",
+    }
     assert done["imported"] > 0
 
 
