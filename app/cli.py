@@ -52,13 +52,15 @@ def db_upgrade() -> None:
 
 
 @db_cli.command("adopt")
-def db_adopt() -> None:
+def db_adopt(
+    dry_run: Annotated[bool, typer.Option(help="Compare and print only.")] = False,
+) -> None:
     """Take over a database the old Supabase system built: print how it differs from
     callsync's, add what callsync needs (dropping and changing nothing), stamp it at head."""
     from app.adopt.service import adopt
 
     settings = load_or_exit()
-    adopt(settings.database_url, typer.echo)
+    adopt(settings.database_url, typer.echo, dry_run=dry_run)
 
 
 @agency_cli.command("add")

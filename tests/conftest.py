@@ -164,7 +164,7 @@ def fake_bubble(fake_bubble_server: FakeBubble) -> Iterator[FakeBubble]:
     """The fake Bubble app on loopback, empty, with a fresh rate-limit window."""
     fake_bubble_server.reset()
     redis = Redis.from_url(get_settings().redis_url)
-    redis.delete(*redis.keys("callsync:bubble:rate:*"), "callsync:bubble:rate:none")
+    redis.delete(*redis.scan_iter("callsync:bubble:rate:*"), "callsync:bubble:rate:none")
     yield fake_bubble_server
     fake_bubble_server.reset()
 

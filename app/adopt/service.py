@@ -41,8 +41,13 @@ class AdoptionRefused(LookupError):
     """A difference would break callsync; nothing was changed."""
 
 
-def adopt(url: str, echo: Callable[[str], None]) -> Plan:
-    """Compare, print, and (unless refused) add what callsync needs and stamp head."""
+class _DryRun(Exception):
+    """Leave the transaction: a dry run compares and prints only."""
+
+
+def adopt(url: str, echo: Callable[[str], None], *, dry_run: bool = False) -> Plan:
+    """Compare, print, and (unless refused, or a dry run) add what callsync needs and stamp
+    head."""
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as connection:
@@ -57,11 +62,16 @@ def adopt(url: str, echo: Callable[[str], None]) -> Plan:
                 raise AdoptionRefused(
                     f"{len(result.refused)} difference(s) would break callsync; nothing changed"
                 )
+            if dry_run:
+                raise _DryRun
             _apply(connection, result, echo)
             cron_logs.seed_schedule(connection)
             config = migrations.alembic_config(url)
             config.attributes["connection"] = connection
             command.stamp(config, "head")
+    except _DryRun:
+        echo(f"dry run: {len(result.steps)} addition(s) to make; nothing changed")
+        return result
     finally:
         engine.dispose()
     echo(f"adopted: {len(result.steps)} addition(s), stamped at head")

@@ -88,6 +88,11 @@ def test_adopt_adds_only_and_the_waiting_work_goes_on(
     seeded = load_rows(team_db)
     dump, rows = schema_dump(), all_rows(team_db)
     env = team_env(f"adopt-{uuid.uuid4().hex[:8]}:")
+    rehearsal = callsync("db", "adopt", "--dry-run", env=env)
+    assert rehearsal.returncode == 0, rehearsal.stderr
+    assert "adds:    calls.ended: added, timestamp with time zone" in rehearsal.stdout
+    assert "nothing changed" in rehearsal.stdout
+    assert schema_dump() == dump
     adopted = callsync("db", "adopt", env=env)
     assert adopted.returncode == 0, adopted.stderr
     assert "adopted:" in adopted.stdout
