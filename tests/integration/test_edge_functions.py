@@ -47,6 +47,8 @@ def test_invoke_starts_and_reads_a_sync_with_the_users_token(
     assert (one.status_code, one.json()["id"]) == (200, job["id"])
     listed = api.post("/functions/v1/get-sync-status", json={}, headers=member).json()
     assert [listed["total"], listed["jobs"][0]["id"]] == [1, job["id"]]
+    bodiless = api.post("/functions/v1/get-sync-status", headers=member)
+    assert (bodiless.status_code, bodiless.json()["total"]) == (200, 1)
     missing = {"job_id": str(uuid.uuid4())}
     assert api.post("/functions/v1/get-sync-status", json=missing, headers=owner).status_code == 404
 

@@ -66,3 +66,21 @@ def test_bad_tokens_are_refused(
     unsigned = jwt.encode(claims, "", "none")
     for token in (forged, expired, anon, unknown_kid, unsigned):
         assert status(api, token) == 401
+
+
+def test_jwt_issuer_when_set_must_be_the_tokens_iss(
+    api: ApiClient,
+    user: uuid.UUID,
+    supabase_auth: FakeSupabaseAuth,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    issuer = "https://project.supabase.co/auth/v1"
+    monkeypatch.setenv("JWT_ISSUER", issuer)
+    get_settings.cache_clear()
+    try:
+        assert status(api, supabase_auth.sign(user, "ES256", iss=issuer)) == 200
+        assert status(api, supabase_auth.sign(user, "ES256", iss="https://other.test")) == 401
+        assert status(api, supabase_auth.sign(user, "ES256")) == 401
+    finally:
+        monkeypatch.delenv("JWT_ISSUER")
+        get_settings.cache_clear()

@@ -8,8 +8,9 @@ absent job id lists the agency's jobs, as the REST collection does.
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Body, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import AdminDep, CallerDep, SessionDep
@@ -43,9 +44,11 @@ def start_historical_sync(body: StartSync, caller: AdminDep) -> SyncJobOut:
 
 @router.post("/get-sync-status")
 def get_sync_status(
-    body: SyncStatusCall, session: SessionDep, caller: CallerDep
+    session: SessionDep, caller: CallerDep, body: Annotated[SyncStatusCall | None, Body()] = None
 ) -> SyncJobOut | SyncJobPage:
-    """GET /api/historical-syncs/{job_id}, or GET /api/historical-syncs without a job id."""
+    """GET /api/historical-syncs/{job_id}, or GET /api/historical-syncs without a job id
+    (`invoke` without a body sends none)."""
+    body = body or SyncStatusCall()
     if body.job_id is not None:
         return historical_syncs.get_historical_sync(body.job_id, session, caller)
     return historical_syncs.list_historical_syncs(session, caller, body.limit, body.offset)
