@@ -15,7 +15,6 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import create_engine
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ class WakeListener:
         while not self._stop.is_set():
             try:
                 self._listen()
-            except DBAPIError as error:
+            except Exception as error:  # SQLAlchemy's or psycopg2's own (from poll())
                 log.warning("wake listener lost the database (%s); listening again", error)
                 self._stop.wait(RECONNECT_SECONDS)
 
