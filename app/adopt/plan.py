@@ -169,7 +169,10 @@ def _functions(result: Plan, theirs: Schema, ours: Schema) -> None:
             result.add(f"function {signature}: created", definition)
             name = signature.split("(")[0]
             if any(other.split("(")[0] == name for other in theirs.functions):
-                result.kept.append(f"function {name}: the team's overloads stay beside it")
+                result.kept.append(
+                    f"function {name}: the team's overloads stay beside callsync's "
+                    "(a call that fits both is ambiguous: check the old callers)"
+                )
         elif " ".join(there[0].split()) != " ".join(definition.split()):
             if is_trigger or there[1] or signature in KEPT_IF_PRESENT:
                 result.kept.append(f"function {signature}: the team's own, kept as it is")
