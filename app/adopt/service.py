@@ -37,6 +37,18 @@ WAKE_AFTER_ADOPTION = (
 )
 
 
+# Tables whose RLS policies bind the connecting role: callsync reads and writes every row.
+ROW_SECURITY_APPLIES = text("""
+    SELECT c.relname FROM pg_class AS c
+    WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND c.relrowsecurity
+      AND (c.relforcerowsecurity OR (
+          pg_get_userbyid(c.relowner) <> current_user
+          AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)
+      ))
+    ORDER BY 1
+""")
+
+
 class AdoptionRefused(LookupError):
     """A difference would break callsync; nothing was changed."""
 
@@ -98,6 +110,12 @@ def _compare(connection: Connection, ours: Schema) -> Plan:
     theirs = read_schema(connection)
     result = plan(theirs, ours, _facts(connection, theirs))
     _extensions(connection, result)
+    for table in connection.scalars(ROW_SECURITY_APPLIES):
+        if table in ours.tables:
+            result.refused.append(
+                f"row level security applies to this role on {table} (FORCE, or another "
+                "owner): callsync would not see its rows; connect as its owner or a BYPASSRLS role"
+            )
     return result
 
 

@@ -137,6 +137,7 @@ def test_adopt_refuses_what_would_break_callsync_and_changes_nothing() -> None:
     broken = supabase.SCHEMA.replace(
         "ultravox_call_id uuid NOT NULL UNIQUE,", "ultravox_call_id text NOT NULL UNIQUE,"
     ).replace("recording_url text,", "recording_url text, region text NOT NULL,")
+    broken += "ALTER TABLE webhook_logs FORCE ROW LEVEL SECURITY;"
     supabase.build(TEAM_URL, schema=broken)
     try:
         dump = schema_dump()
@@ -147,7 +148,8 @@ def test_adopt_refuses_what_would_break_callsync_and_changes_nothing() -> None:
         assert refused.returncode == 2
         assert "refused: calls.ultravox_call_id is text here; callsync needs uuid" in refused.stdout
         assert "refused: calls.region is NOT NULL without a default" in refused.stdout
-        assert "2 difference(s) would break callsync; nothing changed" in refused.stderr
+        assert "refused: row level security applies to this role on webhook_logs" in refused.stdout
+        assert "3 difference(s) would break callsync; nothing changed" in refused.stderr
         assert schema_dump() == dump
     finally:
         migrations.drop_database(TEAM_URL)
