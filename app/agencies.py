@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -40,9 +40,12 @@ def add_agency(
 def add_member(
     session: Session, *, agency_id: uuid.UUID, user_id: uuid.UUID, role: AgencyRole
 ) -> None:
-    """Give the user `role` in the agency, replacing any role they had there."""
+    """Give the user `role` in the agency, replacing any role they had there. Where Supabase
+    Auth keeps the users (auth.users), the user must be one of them."""
     if session.scalar(select(Agency.id).where(Agency.id == agency_id)) is None:
         raise errors.NotFound(f"no agency {agency_id}")
+    if not _known_user(session, user_id):
+        raise errors.NotFound(f"no user {user_id} in auth.users")
     stmt = insert(AgencyMember).values(agency_id=agency_id, user_id=user_id, role=role)
     session.execute(
         stmt.on_conflict_do_update(
@@ -50,6 +53,37 @@ def add_member(
             set_={"role": stmt.excluded.role},
         )
     )
+
+
+def _known_user(session: Session, user_id: uuid.UUID) -> bool:
+    if session.scalar(text("SELECT to_regclass('auth.users')")) is None:
+        return True  # no Supabase Auth here: users are whoever JWT_SECRET's tokens name
+    found = session.scalar(text("SELECT 1 FROM auth.users WHERE id = :id"), {"id": user_id})
+    return found is not None
+
+
+def set_secrets(
+    session: Session,
+    agency_id: uuid.UUID,
+    *,
+    ultravox_api_key: str | None = None,
+    webhook_secret: str | None = None,
+) -> None:
+    """Store an existing agency's Ultravox key and/or webhook secret, encrypted; a secret not
+    given stays as it is. Replacing the webhook secret ends any rotation."""
+    values: dict[str, object] = {}
+    if ultravox_api_key:
+        values["ultravox_api_key_encrypted"] = crypto.encrypt(session, ultravox_api_key)
+    if webhook_secret:
+        values["webhook_secret_encrypted"] = crypto.encrypt(session, webhook_secret)
+        values["webhook_secret_previous_encrypted"] = None
+    if not values:
+        raise ValueError("give an Ultravox API key, a webhook secret or both")
+    result = session.execute(
+        update(Agency).where(Agency.id == agency_id).values(updated_at=func.now(), **values)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise errors.NotFound(f"no agency {agency_id}")
 
 
 def rotate_webhook_secret(session: Session, agency_id: uuid.UUID, secret: str) -> None:

@@ -14,7 +14,7 @@ from celery import Celery, Task
 from celery.signals import beat_init, setup_logging, worker_process_init
 from kombu import Queue as KombuQueue
 
-from app import cron_logs, db, logs, metrics
+from app import cron_logs, db, logs, metrics, wake
 from app.config import load_or_exit
 
 SCHEDULE_FILE = Path(__file__).resolve().parent.parent / "celerybeat-schedule.py"
@@ -63,7 +63,10 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     worker_cancel_long_running_tasks_on_connection_loss=True,
     broker_connection_retry_on_startup=True,
-    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+    broker_transport_options={
+        "visibility_timeout": VISIBILITY_TIMEOUT,
+        **({"global_keyprefix": settings.redis_key_prefix} if settings.redis_key_prefix else {}),
+    },
     result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
     timezone="UTC",
     enable_utc=True,
@@ -117,3 +120,14 @@ def _publish_schedule(**_: Any) -> None:
     STATE_DIR.mkdir(exist_ok=True)
     with db.session_scope() as session:
         cron_logs.publish_schedule(session, app.conf.beat_schedule)
+
+
+@beat_init.connect
+def _listen_for_wakes(**_: Any) -> None:
+    """The old pg_cron jobs' SQL functions wake their periodic task through beat."""
+
+    def send(name: str) -> None:
+        entry = app.conf.beat_schedule[name]
+        app.send_task(entry["task"], **entry.get("options", {}))
+
+    wake.WakeListener(settings.database_url, app.conf.beat_schedule, send).start()

@@ -51,9 +51,17 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/callsync"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = Field(
+        default="", description="prefix of the broker's keys: deployments sharing one Redis"
+    )
     encryption_key: SecretStr = Field(min_length=16)
     jwt_secret: SecretStr = Field(min_length=16)
     service_token: SecretStr | None = Field(default=None, min_length=16)
+    # Supabase Auth's asymmetric signing keys (ES256/RS256): its project's JWKS, e.g.
+    # https://<project>.supabase.co/auth/v1/.well-known/jwks.json. HS256 tokens use JWT_SECRET.
+    supabase_jwks_url: str | None = None
+    jwks_cache_seconds: int = Field(default=600, ge=1, description="how long the JWKS is reused")
+    jwt_issuer: str | None = Field(default=None, description="the `iss` tokens must carry, if set")
 
     ultravox_api_base_url: str = "https://api.ultravox.ai"
     ultravox_timeout_seconds: float = Field(default=30.0, gt=0)  # DESIGN.md: 30 s

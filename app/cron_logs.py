@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
+import runpy
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, update
+from sqlalchemy import Connection, delete, func, insert, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -17,6 +19,8 @@ from app import db
 from app.models import CronJobLog, CronSchedule
 
 log = logging.getLogger(__name__)
+
+SCHEDULE_FILE = Path(__file__).resolve().parent.parent / "celerybeat-schedule.py"
 
 
 def run_logged(job_name: str, body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -53,12 +57,17 @@ def describe(schedule: object) -> str:
     return match.group(1) if match else text
 
 
-def publish_schedule(session: Session, beat_schedule: Mapping[str, Mapping[str, Any]]) -> None:
-    """Mirror the beat schedule into cron_schedule, so SQL users see what runs and when."""
-    rows = [
+def schedule_rows(beat_schedule: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
+    """cron_schedule's rows for a beat schedule."""
+    return [
         {"job_name": name, "schedule": describe(entry["schedule"]), "task": entry["task"]}
         for name, entry in beat_schedule.items()
     ]
+
+
+def publish_schedule(session: Session, beat_schedule: Mapping[str, Mapping[str, Any]]) -> None:
+    """Mirror the beat schedule into cron_schedule, so SQL users see what runs and when."""
+    rows = schedule_rows(beat_schedule)
     session.execute(delete(CronSchedule).where(CronSchedule.job_name.not_in(list(beat_schedule))))
     if rows:
         stmt = pg_insert(CronSchedule).values(rows)
@@ -73,3 +82,16 @@ def publish_schedule(session: Session, beat_schedule: Mapping[str, Mapping[str, 
                 },
             )
         )
+
+
+def seed_schedule(connection: Connection) -> None:
+    """cron_schedule from the schedule file, where beat has not published it yet: what
+    virsyn_cron_jobs lists from the moment the database is migrated."""
+    schedule = runpy.run_path(str(SCHEDULE_FILE))["BEAT_SCHEDULE"]
+    connection.execute(
+        text(
+            "INSERT INTO cron_schedule (job_name, schedule, task) "
+            "VALUES (:job_name, :schedule, :task) ON CONFLICT (job_name) DO NOTHING"
+        ),
+        schedule_rows(schedule),
+    )

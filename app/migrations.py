@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from alembic import command
+from app import errors
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
@@ -53,6 +54,39 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+# Tables of the old Supabase system: a database holding them unstamped is to be adopted.
+OLD_SYSTEM_TABLES = ("historical_sync_jobs", "webhook_queue", "enrichment_queue", "calls")
+
+
+class AdoptionNeeded(errors.Conflict):
+    """The database holds the old system's tables but no callsync migrations."""
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     ensure_database(url)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            if not is_stamped(connection) and _holds_old_tables(connection):
+                raise AdoptionNeeded(
+                    "this database holds the old system's tables but no callsync migrations: "
+                    "run `callsync db adopt` first"
+                )
+    finally:
+        engine.dispose()
     command.upgrade(alembic_config(url), revision)
+
+
+def is_stamped(connection: Connection) -> bool:
+    return connection.scalar(text("SELECT to_regclass('public.alembic_version')")) is not None
+
+
+def _holds_old_tables(connection: Connection) -> bool:
+    names = [f"public.{name}" for name in OLD_SYSTEM_TABLES]
+    found = connection.scalar(
+        text(
+            "SELECT count(*) FROM unnest(CAST(:names AS text[])) AS n WHERE to_regclass(n) IS NOT NULL"
+        ),
+        {"names": names},
+    )
+    return bool(found)

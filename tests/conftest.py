@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.fakes import server
+from app.fakes.supabase_auth import JWKS_PATH, FakeSupabaseAuth
 
 TEST_DATABASE = f"callsync_test_{os.getpid()}"
 TEST_DATABASE_URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{TEST_DATABASE}"
@@ -29,6 +30,7 @@ FAKE_ULTRAVOX_PORT = server.free_port()
 FAKE_ELEVENLABS_PORT = server.free_port()
 FAKE_SALESFORCE_PORT = server.free_port()
 FAKE_BUBBLE_PORT = server.free_port()
+FAKE_SUPABASE_AUTH_PORT = server.free_port()
 BUBBLE_API_TOKEN = "bubble-test-admin-token"
 # The fake Bubble app's data types and their fields, as a real app declares them.
 BUBBLE_TYPES = {
@@ -67,6 +69,7 @@ os.environ.update(
     BUBBLE_API_TOKEN=BUBBLE_API_TOKEN,
     # The test process and its workers write their metrics here, and /metrics reads them.
     PROMETHEUS_MULTIPROC_DIR=METRICS_DIR,
+    SUPABASE_JWKS_URL=f"http://127.0.0.1:{FAKE_SUPABASE_AUTH_PORT}{JWKS_PATH}",
 )
 
 from celery.contrib.testing.worker import start_worker
@@ -192,6 +195,14 @@ def inprocess_worker() -> Iterator[WorkController]:
         callsync_app, pool="solo", queues=list(Queue), perform_ping_check=False
     ) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def supabase_auth() -> Iterator[FakeSupabaseAuth]:
+    """Supabase Auth's signing keys, published as the project's JWKS on loopback."""
+    fake = FakeSupabaseAuth()
+    with fake.serve(port=FAKE_SUPABASE_AUTH_PORT):
+        yield fake
 
 
 @pytest.fixture(scope="session")

@@ -206,3 +206,18 @@ def api_with(**settings: Any) -> Iterator[ApiClient]:
     changed = get_settings().model_copy(update=settings)
     with server.serve(create_app(changed), **server_options(changed)) as running:
         yield ApiClient(running.url)
+
+
+@contextmanager
+def beat(directory: Path, env: dict[str, str] | None = None) -> Iterator[Path]:
+    """A real `celery beat` with its schedule file in `directory`; yields its log's path."""
+    log_path = directory / "beat.log"
+    schedule = str(directory / "beat-schedule")
+    command = [sys.executable, "-m", "celery", "-A", "app", "beat", "-l", "INFO", "-s", schedule]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield log_path
+        finally:
+            process.terminate()
+            process.wait(timeout=20)

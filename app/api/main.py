@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
-from app.api.routes import functions, health, historical_syncs, webhooks
+from app.api.routes import functions, health, historical_syncs, sync_functions, webhooks
 from app.config import Settings, comma_separated, get_settings
 from app.webhooks.store import WebhookStore
 from app.webhooks.wake import DrainWaker
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(health.router)
     api.router.routes.append(webhooks.route)
     api.include_router(historical_syncs.router)
+    api.include_router(sync_functions.router)  # before functions' catch-all /{name}
     api.include_router(functions.router)
     return api
 
@@ -60,7 +61,14 @@ def allow_cors(api: FastAPI, origins: list[str]) -> None:
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "X-Agency-Id", "Content-Type"],
+            # supabase.functions.invoke, as the old front end calls, also sends the last two.
+            allow_headers=[
+                "Authorization",
+                "X-Agency-Id",
+                "Content-Type",
+                "apikey",
+                "x-client-info",
+            ],
         )
 
 

@@ -69,3 +69,24 @@ def agency_end_rotation(agency: AgencyId) -> None:
     with db.session_scope() as session:
         agencies.end_webhook_secret_rotation(session, agency)
     typer.echo(f"{agency}: only the current webhook secret is accepted")
+
+
+@group.command("set-secrets")
+def agency_set_secrets(
+    agency: AgencyId,
+    ultravox_api_key: Annotated[str | None, typer.Option(help="Stored encrypted.")] = None,
+    webhook_secret: Annotated[str | None, typer.Option(help="Stored encrypted.")] = None,
+) -> None:
+    """Set an existing agency's Ultravox API key and/or webhook secret (e.g. one carried over
+    from Supabase); what is not given stays as it is."""
+    from app import agencies, db
+
+    if not (ultravox_api_key or webhook_secret):
+        raise typer.BadParameter("give --ultravox-api-key, --webhook-secret or both")
+    load_or_exit()
+    with db.session_scope() as session:
+        agencies.set_secrets(
+            session, agency, ultravox_api_key=ultravox_api_key, webhook_secret=webhook_secret
+        )
+    given = {"Ultravox API key": ultravox_api_key, "webhook secret": webhook_secret}
+    typer.echo(f"{agency}: {' and '.join(name for name, value in given.items() if value)} stored")

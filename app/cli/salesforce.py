@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import typer
@@ -33,3 +34,22 @@ def salesforce_connect(
                 session, business.id, instance_url=instance_url, refresh_token=refresh_token
             )
         )
+
+
+@group.command("set-client")
+def salesforce_set_client(
+    integration: Annotated[uuid.UUID, typer.Option(help="The integration's id.")],
+    client_id: Annotated[str, typer.Option(help="The org's connected app consumer key.")],
+    client_secret: Annotated[str, typer.Option(help="Its consumer secret; stored encrypted.")],
+) -> None:
+    """Refresh this integration's tokens with its org's own connected app, not
+    SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET."""
+    from app import db
+    from app.salesforce import queries
+
+    load_or_exit()
+    with db.session_scope() as session:
+        queries.set_oauth_client(
+            session, integration, client_id=client_id, client_secret=client_secret
+        )
+    typer.echo(f"{integration}: its own OAuth client is stored")

@@ -41,6 +41,9 @@ class Integration(Base):
     instance_url: Mapped[str | None]
     access_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     refresh_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The org's own connected app, where it has one; else SALESFORCE_CLIENT_ID and _SECRET.
+    oauth_client_id: Mapped[str | None]
+    oauth_client_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     sync_state: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     last_sync_at: Mapped[datetime | None]
     # The lease of the run in progress: no two runs of one integration at once.

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from app import crypto, db
+from app import crypto, db, errors
 from app.models import Integration, LeadList, SyncLog
 
 PROVIDER = "salesforce"
@@ -192,3 +192,20 @@ def _lead_list(session: Session, business_id: uuid.UUID, name: str, source: str)
         .returning(LeadList.id)
     )
     return session.scalars(stmt).one()
+
+
+def set_oauth_client(
+    session: Session, integration_id: uuid.UUID, *, client_id: str, client_secret: str
+) -> None:
+    """Store the org's own connected app for the integration's token refreshes, encrypted."""
+    result = session.execute(
+        update(Integration)
+        .where(Integration.id == integration_id)
+        .values(
+            oauth_client_id=client_id,
+            oauth_client_secret_encrypted=crypto.encrypt(session, client_secret),
+            updated_at=func.now(),
+        )
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise errors.NotFound(f"no integration {integration_id}")

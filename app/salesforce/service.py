@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
 from app import crypto, db
 from app.config import get_settings
@@ -109,7 +110,7 @@ def _sync_object(
 ) -> None:
     if run.processed >= cap:
         return
-    mark = integration.sync_state.get(sobject) or NO_WATERMARK
+    mark = integration.sync_state.get(sobject) or _since_last_sync(integration)
     log.info("[sync] fetching %ss integration_id=%s", sobject, integration.id)
     fetched = 0
     for batch in client.query(soql(sobject, mark["SystemModstamp"])):
@@ -191,14 +192,36 @@ def _refresh(integration_id: uuid.UUID) -> str:
     with db.session_scope() as session:
         row = session.get_one(Integration, integration_id)
         refresh_token = crypto.decrypt(session, row.refresh_token_encrypted) or ""
-    secret = settings.salesforce_client_secret
+        client_id, client_secret = _oauth_client(session, row)
     token = refresh_access_token(
-        settings.salesforce_login_url, client_id=settings.salesforce_client_id or "",
-        client_secret=secret.get_secret_value() if secret else "", refresh_token=refresh_token,
-    )  # fmt: skip
+        settings.salesforce_login_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        refresh_token=refresh_token,
+    )
     with db.session_scope() as session:
         queries.save_tokens(session, integration_id, access=token["access_token"],
                             refresh=token.get("refresh_token"),
                             instance_url=token.get("instance_url"))  # fmt: skip
     log.info("[sync] refreshed the access token integration_id=%s", integration_id)
     return str(token["access_token"])
+
+
+def _oauth_client(session: Session, integration: Integration) -> tuple[str, str]:
+    """The integration's own OAuth client when the database holds one, else the environment's."""
+    secret = crypto.decrypt(session, integration.oauth_client_secret_encrypted)
+    if integration.oauth_client_id and secret:
+        return integration.oauth_client_id, secret
+    settings = get_settings()
+    env_secret = settings.salesforce_client_secret
+    return settings.salesforce_client_id or "", env_secret.get_secret_value() if env_secret else ""
+
+
+def _since_last_sync(integration: Integration) -> dict[str, str]:
+    """An integration carried over from the old system has only `last_sync_at`: its first run
+    here goes on from there (SystemModstamp >= it), not from the beginning."""
+    if integration.last_sync_at is None:
+        return NO_WATERMARK
+    moment = integration.last_sync_at.astimezone(UTC)
+    stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+    return {"SystemModstamp": stamp, "Id": ""}

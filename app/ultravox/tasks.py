@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
-from app import db, drains
+from app import cron_logs, db, drains
 from app.celery import Queue, app, periodic_task
 from app.config import get_settings
 from app.ultravox import queries, service
@@ -17,17 +18,25 @@ from app.ultravox.fetch_ahead import PageFailed
 
 CLAIM_BATCH = 3  # seed 000: each invocation processes up to 3 jobs
 PAGE_RETRIES = 3
+NO_PENDING_JOBS = {"processed": 0, "message": "No pending jobs"}
+SEED_RESULT_KEYS = (
+    "job_id",
+    "status",
+    "imported",
+    "skipped",
+    "failed",
+    "cursor",
+    "reason",
+    "error",
+)
 
 
 @periodic_task("process-historical-sync")
 def process_historical_sync() -> dict[str, Any]:
     """Claim pending jobs and jobs whose worker died; send each one's next page."""
-    with db.session_scope() as session:
-        claimed = queries.claim_sync_jobs(
-            session, limit=CLAIM_BATCH, lease_seconds=get_settings().lease_seconds
-        )
+    claimed = _claim()
     if not claimed:
-        return {"processed": 0, "message": "No pending jobs"}
+        return NO_PENDING_JOBS
     for job in claimed:
         process_sync_page.delay(str(job.id), job.cursor)
     return {
@@ -70,8 +79,45 @@ def process_sync_page(self: Task[Any, Any], job_id: str, cursor: str | None) -> 
     except Exception as error:
         # Anything else would fail the same way again: record it rather than loop on it.
         result = service.fail_job(job, cursor, f"{type(error).__name__}: {error}")
+    _follow_up(job_id, result)
+    return result
+
+
+def _follow_up(job_id: str, result: dict[str, Any]) -> None:
     if result.get("status") == "in_progress":
         process_sync_page.delay(job_id, result["cursor"])
     if result.get("imported_calls"):
         drains.ENRICHMENT.request()  # the imported calls queued their transcripts
-    return result
+
+
+def _claim() -> list[Any]:
+    with db.session_scope() as session:
+        return queries.claim_sync_jobs(
+            session, limit=CLAIM_BATCH, lease_seconds=get_settings().lease_seconds
+        )
+
+
+def process_historical_sync_here() -> dict[str, Any]:
+    """process-historical-sync as the Edge Function ran it, for its old HTTP callers: one run
+    of pages per claimed job in this process, answered with seed 000's body. A job still in
+    progress goes on in a worker; a run that failed is handed to one, which retries it."""
+
+    def run() -> dict[str, Any]:
+        claimed = _claim()
+        if not claimed:
+            return NO_PENDING_JOBS
+        with ThreadPoolExecutor(max_workers=len(claimed)) as pool:
+            results = list(pool.map(lambda job: _run_here(str(job.id), job.cursor), claimed))
+        return {"results": results}
+
+    return cron_logs.run_logged("process-historical-sync", run)
+
+
+def _run_here(job_id: str, cursor: str | None) -> dict[str, Any]:
+    try:
+        result = service.import_pages(uuid.UUID(job_id), cursor, report=lambda _: None)
+    except PageFailed as failure:
+        process_sync_page.delay(job_id, failure.cursor)
+        return {"job_id": job_id, "error": str(failure.__cause__)}
+    _follow_up(job_id, result)
+    return {key: result[key] for key in SEED_RESULT_KEYS if key in result}

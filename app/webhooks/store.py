@@ -25,7 +25,7 @@ WITH body AS (
 ), queued AS (
     INSERT INTO webhook_queue (agency_id, event_type, payload)
     SELECT $1, $2, doc FROM body
-    ON CONFLICT (agency_id, event_type, (payload #>> '{call,callId}')) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING id
 ), item AS (
     SELECT id FROM queued

@@ -34,12 +34,15 @@ def callsync(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["db", "upgrade"], ["agency", "add"], ["agency", "add-member"], ["token"], ["api"],
-     ["fake", "ultravox"], ["sync", "start"], ["sync", "status"], ["sync", "cancel"], ["demo"],
-     ["campaign", "create"], ["campaign", "add-leads"], ["campaign", "show"]],
+    [[], ["db", "upgrade"], ["db", "adopt"], ["agency", "add"], ["agency", "add-member"],
+     ["agency", "set-secrets"], ["token"], ["api"], ["fake", "ultravox"], ["sync", "start"],
+     ["sync", "status"], ["sync", "cancel"], ["demo"], ["campaign", "create"],
+     ["campaign", "add-leads"], ["campaign", "show"], ["salesforce", "set-client"]],
 )  # fmt: skip
 def test_every_command_has_help_even_without_configuration(command: list[str]) -> None:
     bare = {"PATH": os.environ["PATH"], "HOME": "/nonexistent"}
+    if "PYTHONPATH" in os.environ:  # the code under test, when it is not the installed one
+        bare["PYTHONPATH"] = os.environ["PYTHONPATH"]
     result = callsync(*command, "--help", env=bare)
     assert result.returncode == 0, result.stderr
     assert "Usage: callsync" in result.stdout
@@ -136,4 +139,30 @@ def test_sync_start_status_and_cancel(session: Session, fake_ultravox: FakeUltra
     assert (again.returncode, again.stderr.strip()) == (
         2,
         f"callsync: error: job {job_id} is already cancelled",
+    )
+
+
+def test_set_secrets_of_an_existing_agency_by_id(session: Session) -> None:
+    agency = make_agency(session, api_key=None, webhook_secret="whsec-old")
+    args = ("agency", "set-secrets", "--agency", str(agency))
+    assert "give --ultravox-api-key" in callsync(*args).stderr
+    key = callsync(*args, "--ultravox-api-key", "uv-carried-over")
+    assert key.returncode == 0, key.stderr
+    assert key.stdout.strip() == f"{agency}: Ultravox API key stored"
+    assert "uv-carried-over" not in key.stdout + key.stderr
+    row = session.get_one(Agency, agency)
+    assert crypto.decrypt(session, row.ultravox_api_key_encrypted) == "uv-carried-over"
+    assert crypto.decrypt(session, row.webhook_secret_encrypted) == "whsec-old"  # untouched
+    both = callsync(*args, "--webhook-secret", "whsec-new", "--ultravox-api-key", "uv-2")
+    assert both.stdout.strip() == f"{agency}: Ultravox API key and webhook secret stored"
+    session.expire_all()
+    row = session.get_one(Agency, agency)
+    assert crypto.decrypt(session, row.ultravox_api_key_encrypted) == "uv-2"
+    assert crypto.decrypt(session, row.webhook_secret_encrypted) == "whsec-new"
+    unknown = callsync(
+        "agency", "set-secrets", "--agency", str(uuid.uuid4()), "--webhook-secret", "x"
+    )
+    assert (unknown.returncode, unknown.stderr.startswith("callsync: error: no agency")) == (
+        2,
+        True,
     )

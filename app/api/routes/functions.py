@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import service_caller
 from app.celery import app as celery_app
+from app.ultravox import tasks as ultravox_tasks
 
 router = APIRouter(prefix="/functions/v1", tags=["functions"])
 
@@ -35,6 +36,12 @@ def bubble_sync(call: BubbleSyncCall) -> dict[str, Any]:
     assert task is not None  # noqa: S101 (app.bubble.tasks registers both)
     result: dict[str, Any] = task(limit=call.payload.limit, batch_size=call.payload.batch_size)
     return {"action": call.action, **result}
+
+
+@router.post("/process-historical-sync", dependencies=[Depends(service_caller)])
+def process_historical_sync() -> dict[str, Any]:
+    """Seed 000's function: claim up to 3 jobs, run a page of each, answer its body."""
+    return ultravox_tasks.process_historical_sync_here()
 
 
 @router.post("/{name}", dependencies=[Depends(service_caller)])

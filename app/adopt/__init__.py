@@ -1,0 +1,1 @@
+"""`callsync db adopt`: take over the old Supabase system's database (app.adopt.service)."""
