@@ -78,7 +78,7 @@ def set_secrets(
         values["webhook_secret_encrypted"] = crypto.encrypt(session, webhook_secret)
         values["webhook_secret_previous_encrypted"] = None
     if not values:
-        raise ValueError("give an Ultravox API key, a webhook secret or both")
+        raise errors.InvalidInput("give an Ultravox API key, a webhook secret or both")
     result = session.execute(
         update(Agency).where(Agency.id == agency_id).values(updated_at=func.now(), **values)
     )

@@ -10,7 +10,7 @@ Supabase, whose functions call pg_net) keeps its own.
 starts; beat keeps it up to date from then on.
 
 Revision ID: 0013
-Revises: 0008
+Revises: 0011
 Create Date: 2026-12-01
 """
 
