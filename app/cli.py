@@ -7,9 +7,10 @@ without any configuration.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -18,6 +19,9 @@ from typer.exceptions import Abort, Exit, TyperException
 from app.config import fail, load_or_exit
 from app.models.base import AgencyRole
 from app.models.campaigns import CampaignStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 cli = typer.Typer(help="Background jobs for voice-AI operations teams.", no_args_is_help=True)
 db_cli = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -38,6 +42,8 @@ salesforce_cli = typer.Typer(help="Salesforce lead sync.", no_args_is_help=True)
 cli.add_typer(salesforce_cli, name="salesforce")
 enrichment_cli = typer.Typer(help="Transcripts and analyses of ended calls.", no_args_is_help=True)
 cli.add_typer(enrichment_cli, name="enrichment")
+bubble_cli = typer.Typer(help="The Bubble sync queue (sync_queue).", no_args_is_help=True)
+cli.add_typer(bubble_cli, name="bubble")
 campaign_cli = typer.Typer(help="Outbound calling campaigns.", no_args_is_help=True)
 cli.add_typer(campaign_cli, name="campaign")
 
@@ -185,17 +191,34 @@ def webhooks_replay(
     ] = None,
 ) -> None:
     """Queue dead webhook events (failed max_attempts times) again, and drain them."""
-    from app import db, drains
+    from app import drains
     from app.webhooks import queries
 
-    if sum((all_, agency is not None, bool(event_ids))) != 1:
-        raise typer.BadParameter("give exactly one of --all, --agency or --id")
+    _one_of(all_=all_, agency=agency, id=event_ids)
+    _replay(
+        "event",
+        lambda session: queries.replay_dead(session, agency_id=agency, event_ids=event_ids or ()),
+        drains.WEBHOOKS.request,
+    )
+
+
+def _one_of(**options: object) -> None:
+    """Exactly one of the replay's selections."""
+    if sum(bool(value) for value in options.values()) != 1:
+        names = [f"--{name.rstrip('_')}" for name in options]
+        raise typer.BadParameter(f"give exactly one of {', '.join(names[:-1])} or {names[-1]}")
+
+
+def _replay(what: str, replay_dead: Callable[[Session], int], wake: Callable[[], object]) -> None:
+    """Queue the dead rows `replay_dead` picks again, then wake what works them off."""
+    from app import db
+
     load_or_exit()
     with db.session_scope() as session:
-        count = queries.replay_dead(session, agency_id=agency, event_ids=event_ids or ())
+        count = replay_dead(session)
     if count:
-        drains.WEBHOOKS.request()
-    typer.echo(f"{count} dead event(s) queued again")
+        wake()
+    typer.echo(f"{count} dead {what}(s) queued again")
 
 
 @fake_cli.command("salesforce")
@@ -297,17 +320,33 @@ def enrichment_replay(
     ] = None,
 ) -> None:
     """Queue dead enrichment items (failed max_attempts times) again, and drain them."""
-    from app import db, drains
+    from app import drains
     from app.enrichment import queries
 
-    if sum((all_, call is not None, bool(item_ids))) != 1:
-        raise typer.BadParameter("give exactly one of --all, --call or --id")
-    load_or_exit()
-    with db.session_scope() as session:
-        count = queries.replay_dead(session, call_id=call, item_ids=item_ids or ())
-    if count:
-        drains.ENRICHMENT.request()
-    typer.echo(f"{count} dead item(s) queued again")
+    _one_of(all_=all_, call=call, id=item_ids)
+    _replay(
+        "item",
+        lambda session: queries.replay_dead(session, call_id=call, item_ids=item_ids or ()),
+        drains.ENRICHMENT.request,
+    )
+
+
+@bubble_cli.command("replay")
+def bubble_replay(
+    all_: Annotated[bool, typer.Option("--all", help="Every dead item.")] = False,
+    item_ids: Annotated[
+        list[uuid.UUID] | None, typer.Option("--id", help="A dead item's id; repeatable.")
+    ] = None,
+) -> None:
+    """Queue dead sync_queue items (failed max_retries times) again, and push them."""
+    from app.bubble import queries, tasks
+
+    _one_of(all_=all_, id=item_ids)
+    _replay(
+        "item",
+        lambda session: queries.replay_dead(session, item_ids=item_ids or ()),
+        tasks.bubble_sync_processor.delay,
+    )
 
 
 @sync_cli.command("start")
