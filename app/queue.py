@@ -3,6 +3,7 @@
 A queue row is `pending`, `processing` (leased to a worker since processing_started_at),
 `completed`, or `failed`. A failed row is retried when next_retry_at is due while
 attempts < max_attempts; a failed row with attempts = max_attempts is dead until replayed.
+(sync_queue spells these retry_count and max_retries: QueueTable names each table's columns.)
 
 Every claim is one statement, `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)
 RETURNING`, so two workers never hold the same row. The claim's processing_started_at is its
@@ -19,6 +20,7 @@ due again as they were.
 
 from __future__ import annotations
 
+import enum
 import random
 import uuid
 from collections.abc import Sequence
@@ -29,7 +31,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
-    Update,
     and_,
     case,
     cast,
@@ -56,16 +57,47 @@ class Lease:
     ids: list[uuid.UUID]
 
 
-@dataclass(frozen=True)
+class Due(enum.Enum):
+    """The kinds of due row, in the order a claim takes them."""
+
+    LOST = "lost"  # processing, but its lease expired: its worker died
+    RETRY = "retry"  # failed with attempts left, and its next_retry_at has come
+    PENDING = "pending"
+
+
+EVERY_KIND = (Due.LOST, Due.RETRY, Due.PENDING)
+
+
+@dataclass(frozen=True, eq=False)
 class QueueTable:
-    """How one table spells the queue columns, and the order its seed's index claims in."""
+    """How one table spells the queue columns, and the order its seed's index claims in.
+
+    `claims` names a column that counts every claim of a row, lost runs included.
+    `unscheduled_retries` makes a failed row without next_retry_at due (seed 004's retry job).
+    `ready` is what a due row must also meet (sync_queue: its record's earlier items are done).
+    """
 
     model: Any
     order_by: Sequence[InstrumentedAttribute[Any]]
+    attempts: str = "attempts"
+    max_attempts: str = "max_attempts"
+    claims: str | None = None
+    unscheduled_retries: bool = False
+    ready: ColumnElement[bool] | None = None
 
     @property
     def columns(self) -> Any:
         return self.model.__table__.c
+
+    @property
+    def counters(self) -> tuple[Any, Any]:
+        """The attempts and max_attempts columns."""
+        return self.columns[self.attempts], self.columns[self.max_attempts]
+
+    def dead(self) -> ColumnElement[bool]:
+        """Failed at its last attempt: left alone until replayed."""
+        attempts, max_attempts = self.counters
+        return and_(self.columns.status == ProcessingStatus.failed, attempts >= max_attempts)
 
 
 def backoff_delay(
@@ -82,32 +114,43 @@ def claim(
     queue: QueueTable,
     *,
     limit: int,
-    lease: timedelta,
+    lease: timedelta | None,
     where: ColumnElement[bool] | None = None,
+    kinds: Sequence[Due] = EVERY_KIND,
 ) -> Lease:
-    """Lease up to `limit` due rows in the queue's index order.
+    """Lease up to `limit` due rows (of `kinds`, meeting `where` and the queue's `ready`).
 
-    Due means pending, failed with a retry due, or processing with an expired lease.
+    It takes runs whose lease expired (oldest lease first), then retries that came due (by
+    next_retry_at), then pending rows in the queue's order, skipping rows another transaction
+    has locked. Each row taken is `processing` with processing_started_at = now(): that
+    timestamp and the ids (the Lease) make the rows ours until they are completed or failed,
+    or until the lease expires and another claim takes them over. A lost run counts as an
+    attempt; when it was the row's last, the row is dead instead and is not returned.
     """
     c = queue.columns
+    attempts, max_attempts = queue.counters
     status = ProcessingStatus
-    picked = _due(queue, limit=limit, lease=lease, where=where)
+    picked = _due(queue, limit=limit, lease=lease, where=where, kinds=kinds)
     # A lost run counts as an attempt; on the last one the row is dead rather than re-run.
     lost = c.status == status.processing
-    last_try = and_(lost, c.attempts + 1 >= c.max_attempts)
+    last_try = and_(lost, attempts + 1 >= max_attempts)
+    values: dict[Any, Any] = {
+        c.status: case(
+            (last_try, cast(status.failed.value, c.status.type)),
+            else_=cast(status.processing.value, c.status.type),
+        ),
+        attempts: case((lost, attempts + 1), else_=attempts),
+        c.error_message: case((lost, LEASE_EXPIRED), else_=c.error_message),
+        c.processing_started_at: func.now(),
+        c.next_retry_at: case((last_try, None), else_=c.next_retry_at),
+    }
+    if queue.claims is not None:
+        claims = c[queue.claims]
+        values[claims] = case((last_try, claims), else_=claims + 1)
     stmt = (
         update(queue.model)
         .where(c.id.in_(picked))
-        .values(
-            status=case(
-                (last_try, cast(status.failed.value, c.status.type)),
-                else_=cast(status.processing.value, c.status.type),
-            ),
-            attempts=case((lost, c.attempts + 1), else_=c.attempts),
-            error_message=case((lost, LEASE_EXPIRED), else_=c.error_message),
-            processing_started_at=func.now(),
-            next_retry_at=case((last_try, None), else_=c.next_retry_at),
-        )
+        .values(values)
         .returning(c.id, c.status, c.processing_started_at)
     )
     with metrics.timed_claim(queue.model.__tablename__):
@@ -124,8 +167,14 @@ def complete_due(
     lease: timedelta,
     where: ColumnElement[bool] | None = None,
 ) -> list[uuid.UUID]:
-    """Mark up to `limit` due rows completed, in the queue's order, for work done in the
-    caller's transaction; returns their ids."""
+    """Mark up to `limit` due rows completed, for work done in the caller's transaction;
+    returns their ids.
+
+    It takes due rows in the order `claim` does (expired leases, due retries, pending rows in
+    the queue's order), skipping rows another transaction has locked. No lease is written:
+    the rows are ours while the caller's transaction holds their locks, so no other drain
+    sees them; if it rolls back, they are due again as they were.
+    """
     c = queue.columns
     stmt = (
         update(queue.model)
@@ -138,39 +187,57 @@ def complete_due(
 
 
 def _due_kinds(
-    queue: QueueTable, lease: timedelta
+    queue: QueueTable, lease: timedelta | None, kinds: Sequence[Due] = EVERY_KIND
 ) -> list[tuple[ColumnElement[bool], Sequence[Any]]]:
     """Each kind of due row with the order it is taken in: runs whose lease expired, retries
     that came due, then pending rows in the queue's order."""
     c = queue.columns
+    attempts, max_attempts = queue.counters
     status = ProcessingStatus
-    return [
-        ((c.status == status.processing) & (c.processing_started_at < func.now() - lease),
-         [c.processing_started_at]),
-        ((c.status == status.failed) & (c.attempts < c.max_attempts)
-         & (c.next_retry_at <= func.now()), [c.next_retry_at]),
-        (c.status == status.pending, queue.order_by),
-    ]  # fmt: skip
+    retry_at: ColumnElement[bool] = c.next_retry_at <= func.now()
+    if queue.unscheduled_retries:
+        retry_at = or_(c.next_retry_at.is_(None), retry_at)
+    retry_order = c.next_retry_at.nulls_first() if queue.unscheduled_retries else c.next_retry_at
+    every = {
+        Due.RETRY: (
+            (c.status == status.failed) & (attempts < max_attempts) & retry_at,
+            [retry_order],
+        ),
+        Due.PENDING: (c.status == status.pending, queue.order_by),
+    }
+    if Due.LOST in kinds:
+        if lease is None:
+            raise ValueError("only a claim that knows the lease can take over lost runs")
+        expired = (c.status == status.processing) & (c.processing_started_at < func.now() - lease)
+        every[Due.LOST] = (expired, [c.processing_started_at])
+    return [every[kind] for kind in EVERY_KIND if kind in kinds]
 
 
 def count_due(session: Session, queue: QueueTable, *, lease: timedelta) -> int:
     """How many rows a claim could take now."""
     due = or_(*(kind for kind, _ in _due_kinds(queue, lease)))
+    if queue.ready is not None:
+        due = and_(due, queue.ready)
     return session.scalar(select(func.count()).select_from(queue.model).where(due)) or 0
 
 
 def _due(
-    queue: QueueTable, *, limit: int, lease: timedelta, where: ColumnElement[bool] | None
+    queue: QueueTable,
+    *,
+    limit: int,
+    lease: timedelta | None,
+    where: ColumnElement[bool] | None,
+    kinds: Sequence[Due] = EVERY_KIND,
 ) -> Select[tuple[uuid.UUID]]:
     """Ids of up to `limit` due rows, locked, kind by kind (_due_kinds). Each kind is its own
     locked, limited scan, so each can follow its partial index instead of sorting the whole
     table on every claim."""
     c = queue.columns
     branches = []
-    for rank, (kind, order) in enumerate(_due_kinds(queue, lease)):
+    for rank, (kind, order) in enumerate(_due_kinds(queue, lease, kinds)):
         locked = (
             select(c.id)
-            .where(kind if where is None else and_(kind, where))
+            .where(*(cond for cond in (kind, queue.ready, where) if cond is not None))
             .order_by(*order)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -182,12 +249,23 @@ def _due(
 
 
 def mark_completed(
-    session: Session, queue: QueueTable, lease: Lease, ids: Sequence[uuid.UUID] | None = None
+    session: Session,
+    queue: QueueTable,
+    lease: Lease,
+    ids: Sequence[uuid.UUID] | None = None,
+    **values: Any,
 ) -> list[uuid.UUID]:
-    """Complete the lease's rows (or `ids` among them); returns those that were still ours."""
+    """Complete the lease's rows (or `ids` among them), setting `values` too; returns those
+    that were still ours."""
     stmt = (
-        _leased(queue, lease, lease.ids if ids is None else ids)
-        .values(status=ProcessingStatus.completed, processed_at=func.now(), error_message=None)
+        update(queue.model)
+        .where(ours(queue, lease, lease.ids if ids is None else ids))
+        .values(
+            status=ProcessingStatus.completed,
+            processed_at=func.now(),
+            error_message=None,
+            **values,
+        )
         .returning(queue.columns.id)
     )
     return list(session.scalars(stmt))
@@ -202,12 +280,15 @@ def mark_failed(
     *,
     base: float,
     cap: float,
+    dead: bool = False,
 ) -> bool:
-    """Record a failed attempt: retry later with backoff, or dead at max_attempts.
+    """Record a failed attempt: retry later with backoff, or dead at max_attempts. A `dead`
+    failure (one that no retry can fix) uses up the row's attempts at once.
 
     Returns True when the row will be retried; False when it is dead or no longer ours.
     """
-    return _fail(session, queue, _ours(queue, lease, [item_id]), error, base=base, cap=cap)
+    row_is = ours(queue, lease, [item_id])
+    return _fail(session, queue, row_is, error, base=base, cap=cap, dead=dead)
 
 
 def fail_due(
@@ -236,51 +317,52 @@ def _fail(
     base: float,
     cap: float,
     skip_locked: bool = False,
+    dead: bool = False,
 ) -> bool:
     c = queue.columns
+    attempts, max_attempts = queue.counters
     row = session.execute(
-        select(c.id, c.attempts, c.max_attempts)
+        select(c.id, attempts.label("attempts"), max_attempts.label("max_attempts"))
         .where(row_is)
         .with_for_update(skip_locked=skip_locked)
     ).one_or_none()
     if row is None:
         return False
-    attempt = row.attempts + 1
+    attempt = max(row.attempts + 1, row.max_attempts if dead else 0)
     retry = bool(attempt < row.max_attempts)
     next_retry = func.now() + backoff_delay(attempt, base=base, cap=cap) if retry else None
     session.execute(
         update(queue.model)
         .where(c.id == row.id)
         .values(
-            status=ProcessingStatus.failed,
-            attempts=attempt,
-            error_message=error,
-            next_retry_at=next_retry,
+            {
+                c.status: ProcessingStatus.failed,
+                attempts: attempt,
+                c.error_message: error,
+                c.next_retry_at: next_retry,
+            }
         )
     )
     return retry
 
 
 def replay(session: Session, queue: QueueTable, where: ColumnElement[bool] | None = None) -> int:
-    """Queue dead rows again (attempts reset); returns how many."""
+    """Queue dead rows (those meeting `where`) again, attempts reset; returns how many."""
     c = queue.columns
-    dead = and_(c.status == ProcessingStatus.failed, c.attempts >= c.max_attempts)
+    dead = queue.dead()
     stmt = (
         update(queue.model)
         .where(dead if where is None else and_(dead, where))
-        .values(status=ProcessingStatus.pending, attempts=0, next_retry_at=None)
+        .values({c.status: ProcessingStatus.pending, queue.counters[0]: 0, c.next_retry_at: None})
     )
     return session.execute(stmt).rowcount  # type: ignore[attr-defined, no-any-return]
 
 
-def _ours(queue: QueueTable, lease: Lease, ids: Sequence[uuid.UUID]) -> ColumnElement[bool]:
+def ours(queue: QueueTable, lease: Lease, ids: Sequence[uuid.UUID]) -> ColumnElement[bool]:
+    """The rows among `ids` that the claim that made `lease` still holds."""
     c = queue.columns
     return and_(
         c.id.in_(ids),
         c.status == ProcessingStatus.processing,
         c.processing_started_at == lease.leased_at,
     )
-
-
-def _leased(queue: QueueTable, lease: Lease, ids: Sequence[uuid.UUID]) -> Update:
-    return update(queue.model).where(_ours(queue, lease, ids))

@@ -72,7 +72,7 @@ def _sequential(calls: list[dict[str, object]]) -> float:
         drained = service.drain_batch(batch_size=1, on_full_batch=lambda: None)
         if not drained.claimed:
             raise SystemExit("sequential enrichment ran out of items")
-        done += drained.transcripts
+        done += drained.done["transcripts"]
     return done / (time.perf_counter() - started)
 
 

@@ -1,86 +1,87 @@
 """SQL for the Bubble sync queue: the two claims (seed 004's processor and retry conditions),
-and the outcome of an item. Nothing here commits; the caller owns the transaction."""
+the outcome of an item, and replay. Nothing here commits; the caller owns the transaction."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy.orm import Session, aliased
 
-from app import metrics, queue
+from app import queue
 from app.models import ProcessingStatus, SyncOperation, SyncQueueItem
 
+_earlier = aliased(SyncQueueItem, name="earlier")
 # An item is due only when every earlier item of its record is done or dead: a record's
 # changes reach Bubble in the order they were queued (seq), an UPDATE after its INSERT.
-_CLAIM = """
-    UPDATE sync_queue SET status = 'processing', processing_started_at = now(),
-                          tries = tries + 1
-    WHERE id IN (
-        SELECT id FROM sync_queue item WHERE ({due}) AND NOT EXISTS (
-            SELECT 1 FROM sync_queue earlier
-            WHERE earlier.table_name = item.table_name AND earlier.record_id = item.record_id
-              AND earlier.seq < item.seq
-              AND (earlier.status IN ('pending', 'processing')
-                   OR (earlier.status = 'failed' AND earlier.retry_count < earlier.max_retries))
-        )
-        ORDER BY {order} LIMIT :limit FOR UPDATE SKIP LOCKED
-    )
-    RETURNING id, processing_started_at
-"""
-# bubble-sync-processor: pending items, oldest first, and items whose worker stopped (their
-# lease expired). Unlike the seed's processor, DELETE items are pushed too.
-CLAIM_PENDING = text(_CLAIM.format(
-    due="status = 'pending'"
-        " OR (status = 'processing' AND processing_started_at < now() - :lease)",
-    order="created_at",
-))  # fmt: skip
-# bubble-sync-retry: failed items with retries left whose time has come.
-CLAIM_RETRIES = text(_CLAIM.format(
-    due="status = 'failed' AND retry_count < max_retries"
-        " AND (next_retry_at IS NULL OR next_retry_at <= now())",
-    order="next_retry_at NULLS FIRST",
-))  # fmt: skip
+IN_RECORD_ORDER = ~exists().where(
+    _earlier.table_name == SyncQueueItem.table_name,
+    _earlier.record_id == SyncQueueItem.record_id,
+    _earlier.seq < SyncQueueItem.seq,
+    _earlier.status.in_([ProcessingStatus.pending, ProcessingStatus.processing])
+    | (
+        (_earlier.status == ProcessingStatus.failed) & (_earlier.retry_count < _earlier.max_retries)
+    ),
+)
 
-
-# The record's next change, right after one of its items is done (in the same transaction).
-CLAIM_NEXT_OF_RECORD = text(
-    _CLAIM.format(
-        due="status = 'pending' AND table_name = :table_name AND record_id = :record_id",
-        order="seq",
-    )
+# Pending items oldest first (idx_sync_queue_pending), failed ones by next_retry_at
+# (idx_sync_queue_retry; seed 004 retries one without a next_retry_at at once). Every claim
+# counts in `tries`, which tells a later try to look for what a lost one created.
+SYNC_QUEUE = queue.QueueTable(
+    SyncQueueItem,
+    order_by=[SyncQueueItem.created_at],
+    attempts="retry_count",
+    max_attempts="max_retries",
+    claims="tries",
+    unscheduled_retries=True,
+    ready=IN_RECORD_ORDER,
 )
 
 
-def claim_pending(session: Session, *, limit: int, lease: timedelta) -> list[Row[Any]]:
-    with metrics.timed_claim("sync_queue"):
-        return list(session.execute(CLAIM_PENDING, {"limit": limit, "lease": lease}))
+def claim_pending(session: Session, *, limit: int, lease: timedelta) -> queue.Lease:
+    """bubble-sync-processor: lease up to `limit` items, each only once every earlier item
+    of its record is done or dead. It takes items whose lease expired (their worker died; the
+    lost run counts as a failure, and an item at its last is dead instead), then pending
+    items oldest first. Unlike the seed's processor, DELETE items are pushed too. The Lease
+    (ids, processing_started_at) makes them ours; see queue.claim."""
+    kinds = (queue.Due.LOST, queue.Due.PENDING)
+    return queue.claim(session, SYNC_QUEUE, limit=limit, lease=lease, kinds=kinds)
 
 
-def claim_retries(session: Session, *, limit: int) -> list[Row[Any]]:
-    with metrics.timed_claim("sync_queue"):
-        return list(session.execute(CLAIM_RETRIES, {"limit": limit}))
+def claim_retries(session: Session, *, limit: int) -> queue.Lease:
+    """bubble-sync-retry: lease up to `limit` failed items with retries left whose time has
+    come (or that have none set), soonest first, each only once every earlier item of its
+    record is done or dead. The Lease makes them ours; see queue.claim."""
+    kinds = (queue.Due.RETRY,)
+    return queue.claim(session, SYNC_QUEUE, limit=limit, lease=None, kinds=kinds)
 
 
-def claim_next_of_record(session: Session, item: SyncQueueItem) -> Row[Any] | None:
-    """The pending item that follows `item`'s record, if nothing else is before it."""
-    params = {"table_name": item.table_name, "record_id": item.record_id, "limit": 1}
-    return session.execute(CLAIM_NEXT_OF_RECORD, params).one_or_none()
-
-
-def _ours(item_id: uuid.UUID, leased_at: datetime | None) -> ColumnElement[bool]:
-    """The item, while the claim made at `leased_at` still holds it."""
-    return (
-        (SyncQueueItem.id == item_id)
-        & (SyncQueueItem.status == ProcessingStatus.processing)
-        & (SyncQueueItem.processing_started_at == leased_at)
+def claim_next_of_record(session: Session, item: SyncQueueItem) -> queue.Lease:
+    """Lease the pending item that follows `item` in its record, if nothing else of the
+    record is before it (only the record's first unfinished item can be). In the transaction
+    that completed `item`, so the record's next change is pushed at once."""
+    return queue.claim(
+        session,
+        SYNC_QUEUE,
+        limit=1,
+        lease=None,
+        kinds=(queue.Due.PENDING,),
+        where=(SyncQueueItem.table_name == item.table_name)
+        & (SyncQueueItem.record_id == item.record_id),
     )
 
 
+def _lease(item: SyncQueueItem) -> queue.Lease:
+    return queue.Lease(item.processing_started_at, [item.id])
+
+
 def get_leased(session: Session, item_id: uuid.UUID, leased_at: datetime) -> SyncQueueItem | None:
-    return session.scalars(select(SyncQueueItem).where(_ours(item_id, leased_at))).one_or_none()
+    """The item, while the claim made at `leased_at` still holds it."""
+    held = queue.ours(SYNC_QUEUE, queue.Lease(leased_at, [item_id]), [item_id])
+    return session.scalars(select(SyncQueueItem).where(held)).one_or_none()
 
 
 def earlier_insert(session: Session, item: SyncQueueItem, type_name: str) -> SyncQueueItem | None:
@@ -106,7 +107,7 @@ def record_created(
     """What the item has created in Bubble so far, kept at once for a later try to reuse."""
     session.execute(
         update(SyncQueueItem)
-        .where(_ours(item.id, item.processing_started_at))
+        .where(queue.ours(SYNC_QUEUE, _lease(item), [item.id]))
         .values(bubble_id=bubble_id, result=result)
     )
 
@@ -114,12 +115,9 @@ def record_created(
 def mark_done(
     session: Session, item: SyncQueueItem, *, bubble_id: str | None, result: dict[str, Any] | None
 ) -> None:
-    session.execute(
-        update(SyncQueueItem)
-        .where(_ours(item.id, item.processing_started_at))
-        .values(status=ProcessingStatus.completed, processed_at=func.now(), bubble_id=bubble_id,
-                result=result, error_message=None, next_retry_at=None)
-    )  # fmt: skip
+    queue.mark_completed(
+        session, SYNC_QUEUE, _lease(item), bubble_id=bubble_id, result=result, next_retry_at=None
+    )
 
 
 def mark_failed(
@@ -127,13 +125,12 @@ def mark_failed(
 ) -> bool:
     """Count the failure and record its reason; True when a retry will follow. A `dead` failure
     (one no retry can fix) uses up the item's retries at once."""
-    failures = max(item.retry_count + 1, item.max_retries if dead else 0)
-    retry = failures < item.max_retries
-    delay = queue.backoff_delay(failures, base=base, cap=cap)
-    session.execute(
-        update(SyncQueueItem)
-        .where(_ours(item.id, item.processing_started_at))
-        .values(status=ProcessingStatus.failed, retry_count=failures, error_message=error,
-                next_retry_at=func.now() + delay if retry else None)
-    )  # fmt: skip
-    return retry
+    return queue.mark_failed(
+        session, SYNC_QUEUE, _lease(item), item.id, error, base=base, cap=cap, dead=dead
+    )
+
+
+def replay_dead(session: Session, *, item_ids: Sequence[uuid.UUID] = ()) -> int:
+    """Queue dead items (failed max_retries times) again: all of them, or the given ones."""
+    where: ColumnElement[bool] | None = SyncQueueItem.id.in_(item_ids) if item_ids else None
+    return queue.replay(session, SYNC_QUEUE, where)

@@ -85,7 +85,9 @@ def _process_one(
         queries.mark_done(session, item, bubble_id=bubble_id, result=result)
         follower = queries.claim_next_of_record(session, item)
     log.info("[bubble_sync] item %s %s done bubble_id=%s", item.id, item.operation, bubble_id)
-    return "done", None if follower is None else (follower.id, follower.processing_started_at)
+    if follower.leased_at is None:
+        return "done", None
+    return "done", (follower.ids[0], follower.leased_at)
 
 
 @lru_cache

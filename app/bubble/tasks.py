@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from app import db
+from app import db, queue
 from app.bubble import queries, service
 from app.celery import Queue, app, periodic_task
 from app.config import get_settings
@@ -38,12 +38,16 @@ def bubble_sync_retry(limit: int = CLAIM_LIMIT, batch_size: int = BATCH_SIZE) ->
     return _dispatch(claimed, batch_size, "failed")
 
 
-def _dispatch(claimed: list[Any], batch_size: int, kind: str) -> dict[str, Any]:
-    log.info("[bubble_sync] claimed %d %s item(s)", len(claimed), kind)
-    for first in range(0, len(claimed), batch_size):
-        batch = claimed[first : first + batch_size]
-        push_items.delay([str(row.id) for row in batch], batch[0].processing_started_at.isoformat())
-    return {"claimed": len(claimed), "batches": -(-len(claimed) // batch_size)}
+def _dispatch(claimed: queue.Lease, batch_size: int, kind: str) -> dict[str, Any]:
+    ids = claimed.ids
+    log.info("[bubble_sync] claimed %d %s item(s)", len(ids), kind)
+    if claimed.leased_at is not None:
+        leased_at = claimed.leased_at.isoformat()
+        for first in range(0, len(ids), batch_size):
+            push_items.delay(
+                [str(item_id) for item_id in ids[first : first + batch_size]], leased_at
+            )
+    return {"claimed": len(ids), "batches": -(-len(ids) // batch_size)}
 
 
 @app.task(

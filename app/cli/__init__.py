@@ -13,6 +13,7 @@ from typer.exceptions import Abort, Exit, TyperException
 from app import errors
 from app.cli import (
     agency,
+    bubble,
     campaign,
     db,
     enrichment,
@@ -38,6 +39,7 @@ for name, module in {
     "queue": queue,
     "salesforce": salesforce,
     "enrichment": enrichment,
+    "bubble": bubble,
     "campaign": campaign,
 }.items():
     cli.add_typer(module.group, name=name)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.config import load_or_exit
+from app.cli import replaying
 
 group = typer.Typer(help="Transcripts and analyses of ended calls.", no_args_is_help=True)
 
@@ -23,14 +23,12 @@ def enrichment_replay(
     ] = None,
 ) -> None:
     """Queue dead enrichment items (failed max_attempts times) again, and drain them."""
-    from app import db, drains
+    from app import drains
     from app.enrichment import queries
 
-    if sum((all_, call is not None, bool(item_ids))) != 1:
-        raise typer.BadParameter("give exactly one of --all, --call or --id")
-    load_or_exit()
-    with db.session_scope() as session:
-        count = queries.replay_dead(session, call_id=call, item_ids=item_ids or ())
-    if count:
-        drains.ENRICHMENT.request()
-    typer.echo(f"{count} dead item(s) queued again")
+    replaying.one_of(all_=all_, call=call, id=item_ids)
+    replaying.replay(
+        "item",
+        lambda session: queries.replay_dead(session, call_id=call, item_ids=item_ids or ()),
+        drains.ENRICHMENT.request,
+    )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.config import load_or_exit
+from app.cli import replaying
 
 group = typer.Typer(help="The Ultravox webhook queue.", no_args_is_help=True)
 
@@ -23,14 +23,12 @@ def webhooks_replay(
     ] = None,
 ) -> None:
     """Queue dead webhook events (failed max_attempts times) again, and drain them."""
-    from app import db, drains
+    from app import drains
     from app.webhooks import queries
 
-    if sum((all_, agency is not None, bool(event_ids))) != 1:
-        raise typer.BadParameter("give exactly one of --all, --agency or --id")
-    load_or_exit()
-    with db.session_scope() as session:
-        count = queries.replay_dead(session, agency_id=agency, event_ids=event_ids or ())
-    if count:
-        drains.WEBHOOKS.request()
-    typer.echo(f"{count} dead event(s) queued again")
+    replaying.one_of(all_=all_, agency=agency, id=event_ids)
+    replaying.replay(
+        "event",
+        lambda session: queries.replay_dead(session, agency_id=agency, event_ids=event_ids or ()),
+        drains.WEBHOOKS.request,
+    )

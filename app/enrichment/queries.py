@@ -51,7 +51,11 @@ class Enriched:
 
 
 def claim_enrichment_items(session: Session, *, limit: int, lease: timedelta) -> queue.Lease:
-    """Lease up to `limit` due items: pending by (priority, created_at), due retries, lost runs."""
+    """Lease up to `limit` due items: runs whose lease expired (the lost run counts as an
+    attempt; at the last one the item is dead instead), then retries that came due (by
+    next_retry_at), then pending items by (priority, created_at), skipping items another
+    transaction has locked. The Lease (the ids and their processing_started_at) makes them
+    ours: completing or failing an item checks it (queue.claim)."""
     return queue.claim(session, ENRICHMENT_QUEUE, limit=limit, lease=lease)
 
 

@@ -19,11 +19,12 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import Row
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from app import agencies, db, http, queue
+from app import agencies, db, drains, http, queue
 from app.config import Settings, get_settings
+from app.drains import Drained
 from app.enrichment import queries
 from app.enrichment.analyzers import Analyzer, build_analyzer
 from app.enrichment.queries import Enriched
@@ -42,14 +43,6 @@ class Failed:
     reason: str
 
 
-@dataclass(frozen=True)
-class Drained:
-    claimed: int
-    transcripts: int
-    analyses: int
-    failed: int
-
-
 def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drained:
     """Claim up to `batch_size` due items, run them, store what they found.
 
@@ -62,7 +55,7 @@ def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drai
             session, limit=batch_size, lease=timedelta(seconds=settings.lease_seconds)
         )
         if not lease.ids:
-            return Drained(0, 0, 0, 0)
+            return _drained(0, [], 0)
         work = queries.get_work(session, lease.ids)
         needs_key = {item.agency_id for item in work if item.type == EnrichmentType.transcript}
         api_keys = queries.get_api_keys(session, needs_key) if needs_key else {}
@@ -73,12 +66,15 @@ def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drai
     failed = _store(lease, done, [r for r in results if isinstance(r, Failed)], settings)
     failed_ids = {f.item_id for f in failed}
     stored = [r.type for r in done if r.item_id not in failed_ids]
-    return Drained(
-        claimed=len(lease.ids),
-        transcripts=stored.count(EnrichmentType.transcript),
-        analyses=stored.count(EnrichmentType.analysis),
-        failed=len(failed),
-    )
+    return _drained(len(lease.ids), stored, len(failed))
+
+
+def _drained(claimed: int, stored: list[EnrichmentType], failed: int) -> Drained:
+    kinds = {
+        "transcripts": stored.count(EnrichmentType.transcript),
+        "analyses": stored.count(EnrichmentType.analysis),
+    }
+    return Drained(claimed, kinds, failed)
 
 
 def run(work: Sequence[Row[Any]], api_keys: dict[uuid.UUID, str]) -> list[Enriched | Failed]:
@@ -139,30 +135,25 @@ def _store(
     """Store the results and record the failures in one transaction; when the database
     refuses a result, store them one by one so that only that item fails. Returns every
     failure, those the database refused included."""
-    try:
+
+    def batch() -> list[Failed]:
         with db.session_scope() as session:
             queries.complete_enrichment(session, lease, done)
             for failure in failed:
                 _mark_failed(session, lease, failure, settings)
         return failed
-    except OperationalError:
-        raise  # the database itself: the task retries, the lease brings the items back
-    except DBAPIError as error:
-        log.warning(
-            "enrichment batch failed (%s); storing its items one by one", db.error_reason(error)
-        )
-    with db.session_scope() as session:
-        for result in done:
-            try:
-                with session.begin_nested():
-                    queries.complete_enrichment(session, lease, [result])
-            except OperationalError:
-                raise
-            except DBAPIError as error:
-                failed.append(Failed(result.item_id, db.error_reason(error)))
-        for failure in failed:
-            _mark_failed(session, lease, failure, settings)
-    return failed
+
+    def each(_: DBAPIError) -> list[Failed]:
+        with db.session_scope() as session:
+            refused = drains.one_by_one(
+                session, done, lambda result: queries.complete_enrichment(session, lease, [result])
+            )
+            every = failed + [Failed(result.item_id, reason) for result, reason in refused]
+            for failure in every:
+                _mark_failed(session, lease, failure, settings)
+        return every
+
+    return drains.batch_or_each("enrichment", batch, each)
 
 
 def _mark_failed(session: Session, lease: queue.Lease, failure: Failed, settings: Settings) -> None:

@@ -9,35 +9,19 @@ the drains.ENRICHMENT request key (app.drains); beat's tick catches retries that
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
-
-from sqlalchemy.exc import OperationalError
-
 from app import drains
-from app.celery import Queue, app, periodic_task
 from app.config import get_settings
 from app.enrichment import queries, service
 
 
-@periodic_task("process-enrichment-queue")
-def process_enrichment_queue() -> dict[str, Any]:
-    """Beat's tick: start a drain if items are due (new ones, or retries whose time came)."""
-    return drains.ENRICHMENT.tick(queries.count_due)
+def _drain_again(drained: drains.Drained) -> None:
+    """The transcripts a batch stored queued their analyses; a full batch sent a drain."""
+    batch_size = drains.ENRICHMENT.batch_size(get_settings())
+    if drained.done["transcripts"] and drained.claimed < batch_size:
+        drains.ENRICHMENT.request()
 
 
-@app.task(
-    name="enrichment.drain_enrichment_queue",
-    queue=Queue.ENRICHMENT,
-    autoretry_for=(OperationalError,),  # database blips only
-    retry_backoff=True,
-    max_retries=3,
+# enrichment.drain_enrichment_queue fetches transcripts and analyses calls: one batch of items.
+process_enrichment_queue, drain_enrichment_queue = drains.ENRICHMENT.tasks(
+    "process-enrichment-queue", queries.count_due, service.drain_batch, then=_drain_again
 )
-def drain_enrichment_queue() -> dict[str, int]:
-    """Fetch transcripts and analyse calls: one batch of due items."""
-    drains.ENRICHMENT.forget()
-    batch_size = get_settings().enrichment_batch_size
-    drained = service.drain_batch(batch_size=batch_size, on_full_batch=drains.ENRICHMENT.send)
-    if drained.transcripts and drained.claimed < batch_size:
-        drains.ENRICHMENT.request()  # the transcripts just stored queued their analyses
-    return asdict(drained)

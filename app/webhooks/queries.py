@@ -25,8 +25,11 @@ APPLY = text("SELECT apply_webhook_events(:ids)").bindparams(bindparam("ids", ty
 def take_due_events(
     session: Session, *, limit: int, lease: timedelta, where: ColumnElement[bool] | None = None
 ) -> list[uuid.UUID]:
-    """Mark up to `limit` due events completed, oldest first, to be applied in the caller's
-    transaction: a batch that rolls back is due again, and no other drain sees it meanwhile."""
+    """Mark up to `limit` due events (meeting `where`) completed, to be applied in the
+    caller's transaction. It takes runs whose lease expired, then retries that came due (by
+    next_retry_at), then pending events oldest first (created_at), skipping events another
+    transaction has locked. The events are ours while the caller's transaction holds their
+    row locks: no other drain sees them, and a batch that rolls back is due again."""
     return queue.complete_due(session, WEBHOOK_QUEUE, limit=limit, lease=lease, where=where)
 
 

@@ -11,24 +11,17 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from app import db, queue
+from app import db, drains, queue
 from app.config import get_settings
+from app.drains import Drained
 from app.models import WebhookEvent
 from app.webhooks import queries
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Drained:
-    claimed: int
-    applied: int
-    failed: int
 
 
 def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drained:
@@ -39,50 +32,46 @@ def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drai
     """
     lease = timedelta(seconds=get_settings().lease_seconds)
     taken: list[uuid.UUID] = []
-    try:
+
+    def batch() -> Drained:
         with db.session_scope() as session:
-            taken = queries.take_due_events(session, limit=batch_size, lease=lease)
+            taken.extend(queries.take_due_events(session, limit=batch_size, lease=lease))
             if len(taken) == batch_size:
                 on_full_batch()
             if taken:
                 queries.apply_events(session, taken)
-        return Drained(len(taken), len(taken), 0)
-    except OperationalError:
-        raise  # the database itself: the task retries, and the rolled-back events are due
-    except DBAPIError as error:
+        return Drained(len(taken), {"applied": len(taken)}, 0)
+
+    def each(error: DBAPIError) -> Drained:
         if not taken:
-            raise
-        log.warning(
-            "webhook batch failed (%s); applying its events one by one", db.error_reason(error)
-        )
-    return _apply_one_by_one(taken, lease)
+            raise error  # the claim itself failed: there is nothing to apply one by one
+        return _apply_one_by_one(taken, lease)
+
+    return drains.batch_or_each("webhook", batch, each)
 
 
 def _apply_one_by_one(event_ids: list[uuid.UUID], lease: timedelta) -> Drained:
     settings = get_settings()
-    applied = failed = 0
+    applied: list[uuid.UUID] = []
+
+    def apply(event_id: uuid.UUID) -> None:
+        where = WebhookEvent.id == event_id
+        taken = queries.take_due_events(session, limit=1, lease=lease, where=where)
+        if taken:
+            queries.apply_events(session, taken)
+        applied.extend(taken)
+
     with db.session_scope() as session:
-        for event_id in event_ids:
-            try:
-                with session.begin_nested():
-                    taken = queries.take_due_events(
-                        session, limit=1, lease=lease, where=WebhookEvent.id == event_id
-                    )
-                    if taken:
-                        queries.apply_events(session, taken)
-                applied += len(taken)
-            except OperationalError:
-                raise
-            except DBAPIError as error:
-                failed += 1
-                queue.fail_due(
-                    session,
-                    queries.WEBHOOK_QUEUE,
-                    event_id,
-                    db.error_reason(error),
-                    lease=lease,
-                    base=settings.retry_base_seconds,
-                    cap=settings.retry_max_seconds,
-                )
-                log.warning("webhook event %s failed: %s", event_id, db.error_reason(error))
-    return Drained(len(event_ids), applied, failed)
+        refused = drains.one_by_one(session, event_ids, apply)
+        for event_id, reason in refused:
+            queue.fail_due(
+                session,
+                queries.WEBHOOK_QUEUE,
+                event_id,
+                reason,
+                lease=lease,
+                base=settings.retry_base_seconds,
+                cap=settings.retry_max_seconds,
+            )
+            log.warning("webhook event %s failed: %s", event_id, reason)
+    return Drained(len(event_ids), {"applied": len(applied)}, len(refused))

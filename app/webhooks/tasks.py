@@ -8,35 +8,16 @@ drains.WEBHOOKS request key (app.drains).
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy.exc import OperationalError
-
 from app import drains
-from app.celery import Queue, app, periodic_task
-from app.config import get_settings
 from app.webhooks import queries, service
 
 
-@periodic_task("process-webhook-queue")
-def process_webhook_queue() -> dict[str, Any]:
-    """Beat's tick: start a drain if events are due (new ones, or retries whose time came)."""
-    return drains.WEBHOOKS.tick(queries.count_due)
-
-
-@app.task(
-    name="webhooks.drain_webhook_queue",
-    queue=Queue.WEBHOOKS,
-    autoretry_for=(OperationalError,),  # database blips only
-    retry_backoff=True,
-    max_retries=3,
-)
-def drain_webhook_queue() -> dict[str, int]:
-    """Apply one batch of due events to their calls."""
-    drains.WEBHOOKS.forget()
-    drained = service.drain_batch(
-        batch_size=get_settings().webhook_batch_size, on_full_batch=drains.WEBHOOKS.send
-    )
-    if drained.applied:
+def _wake_enrichment(drained: drains.Drained) -> None:
+    if drained.done["applied"]:
         drains.ENRICHMENT.request()  # a call.ended queues the call's transcript
-    return {"claimed": drained.claimed, "applied": drained.applied, "failed": drained.failed}
+
+
+# webhooks.drain_webhook_queue applies one batch of due events to their calls.
+process_webhook_queue, drain_webhook_queue = drains.WEBHOOKS.tasks(
+    "process-webhook-queue", queries.count_due, service.drain_batch, then=_wake_enrichment
+)

@@ -22,7 +22,7 @@ from app.bubble import queries, service
 from app.config import get_settings
 from app.fakes.bubble import FakeBubble
 from app.models import ProcessingStatus, SyncOperation, SyncQueueItem
-from tests.helpers import ApiClient
+from tests.helpers import ApiClient, wait_for
 from tests.integration.test_cli import callsync
 
 Configure = Callable[..., None]
@@ -59,7 +59,9 @@ def process(*, retries: bool = False) -> list[str]:
             if retries
             else queries.claim_pending(session, limit=10, lease=timedelta(minutes=5))
         )
-    return [service.process_item(row.id, row.processing_started_at) for row in claimed]
+    if claimed.leased_at is None:
+        return []
+    return [service.process_item(item_id, claimed.leased_at) for item_id in claimed.ids]
 
 
 def reloaded(session: Session, item: SyncQueueItem) -> SyncQueueItem:
@@ -69,7 +71,11 @@ def reloaded(session: Session, item: SyncQueueItem) -> SyncQueueItem:
 
 def assert_dead(item: SyncQueueItem, reason_end: str) -> None:
     """Failed with no retries left, at its first try, for this reason."""
-    assert (item.status, item.retry_count, item.tries) == (ProcessingStatus.failed, 3, 1)
+    assert_dead_after(item, tries=1, reason_end=reason_end)
+
+
+def assert_dead_after(item: SyncQueueItem, *, tries: int, reason_end: str) -> None:
+    assert (item.status, item.retry_count, item.tries) == (ProcessingStatus.failed, 3, tries)
     assert item.error_message is not None
     assert item.error_message.endswith(reason_end), item.error_message
     assert item.next_retry_at is None
@@ -389,7 +395,9 @@ def lose_a_run_after_two_creates(session: Session, item: SyncQueueItem, *, kept:
     """A worker claims the signup, creates its user (keeping its id, as a worker does when
     `kept`) and its account, and dies before keeping the account's id; its lease runs out."""
     with db.session_scope() as own:
-        [row] = queries.claim_pending(own, limit=10, lease=timedelta(minutes=5))
+        claimed = queries.claim_pending(own, limit=10, lease=timedelta(minutes=5))
+    assert claimed.ids == [item.id]
+    assert claimed.leased_at is not None
     field = get_settings().bubble_idempotency_field
     bubble = service.client()
 
@@ -399,13 +407,13 @@ def lose_a_run_after_two_creates(session: Session, item: SyncQueueItem, *, kept:
     user = create("user", SIGNUP["steps"][0]["fields"], "user")
     if kept:
         with db.session_scope() as own:
-            leased = queries.get_leased(own, item.id, row.processing_started_at)
+            leased = queries.get_leased(own, item.id, claimed.leased_at)
             assert leased is not None
             queries.record_created(own, leased, bubble_id=None, result={"user": user})
     create("account", {"owner": user, "plan": "free"}, "account")
     session.execute(
         update(SyncQueueItem).values(
-            processing_started_at=row.processing_started_at - timedelta(minutes=10)
+            processing_started_at=claimed.leased_at - timedelta(minutes=10)
         )
     )
     session.commit()
@@ -451,20 +459,57 @@ def test_the_idempotency_field_is_refused_by_an_app_whose_types_lack_it(
     assert_dead(reloaded(session, item), "Unrecognized field: callsync_key")
 
 
+def lose_the_run(session: Session) -> list[uuid.UUID]:
+    """The processor claims; the worker dies mid-push, and its lease runs out."""
+    with db.session_scope() as own:
+        claimed = queries.claim_pending(own, limit=10, lease=timedelta(minutes=5))
+    session.execute(
+        update(SyncQueueItem).values(processing_started_at=text("now() - interval '10 minutes'"))
+    )
+    session.commit()
+    return claimed.ids
+
+
+def test_lost_runs_count_as_failures_until_the_item_is_dead_then_replay(
+    session: Session, fake_bubble: FakeBubble
+) -> None:
+    item = enqueue(session, "INSERT", {"_type": "user", "name": "Ada"})
+    assert [lose_the_run(session) for _ in range(3)] == [[item.id]] * 3
+    lost = reloaded(session, item)
+    assert (lost.status, lost.retry_count, lost.tries) == (ProcessingStatus.processing, 2, 3)
+    assert lose_the_run(session) == []  # the third lost run was its last: dead, not re-run
+    assert_dead_after(
+        reloaded(session, item), tries=3, reason_end="the worker stopped before finishing"
+    )
+    assert process() == []
+    assert process(retries=True) == []
+    assert "give exactly one of --all or --id" in callsync("bubble", "replay").stderr
+    other = callsync("bubble", "replay", "--id", str(uuid.uuid4()))
+    assert "0 dead item(s) queued again" in other.stdout
+    result = callsync("bubble", "replay", "--all")
+    assert result.returncode == 0, result.stderr
+    assert "1 dead item(s) queued again" in result.stdout
+    process()  # or the session's worker, if one runs, on the replay's processor run
+    wait_for(lambda: reloaded(session, item).status == ProcessingStatus.completed, what="replay")
+    assert len(fake_bubble.all("user")) == 1
+
+
 def test_an_insert_whose_id_was_kept_is_not_created_again(
     session: Session, fake_bubble: FakeBubble
 ) -> None:
     item = enqueue(session, "INSERT", {"_type": "user", "name": "Ada"})
     with db.session_scope() as own:
-        [row] = queries.claim_pending(own, limit=10, lease=timedelta(minutes=5))
+        claimed = queries.claim_pending(own, limit=10, lease=timedelta(minutes=5))
+    assert claimed.ids == [item.id]
+    assert claimed.leased_at is not None
     record_id = service.client().create("user", {"name": "Ada"})
     with db.session_scope() as own:
-        leased = queries.get_leased(own, item.id, row.processing_started_at)
+        leased = queries.get_leased(own, item.id, claimed.leased_at)
         assert leased is not None
         queries.record_created(own, leased, bubble_id=record_id, result=None)
     session.execute(
         update(SyncQueueItem).values(
-            processing_started_at=row.processing_started_at - timedelta(minutes=10)
+            processing_started_at=claimed.leased_at - timedelta(minutes=10)
         )
     )
     session.commit()

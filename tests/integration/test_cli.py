@@ -37,7 +37,8 @@ def callsync(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     [[], ["db", "upgrade"], ["db", "adopt"], ["agency", "add"], ["agency", "add-member"],
      ["agency", "set-secrets"], ["token"], ["api"], ["fake", "ultravox"], ["sync", "start"],
      ["sync", "status"], ["sync", "cancel"], ["demo"], ["campaign", "create"],
-     ["campaign", "add-leads"], ["campaign", "show"], ["salesforce", "set-client"]],
+     ["campaign", "add-leads"], ["campaign", "show"], ["salesforce", "set-client"],
+     ["bubble", "replay"]],
 )  # fmt: skip
 def test_every_command_has_help_even_without_configuration(command: list[str]) -> None:
     bare = {"PATH": os.environ["PATH"], "HOME": "/nonexistent"}

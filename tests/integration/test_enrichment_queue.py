@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app import db
+from app.drains import Drained
 from app.enrichment import queries, service
 from app.fakes.ultravox import FakeUltravox, generate_calls
 from app.models import Call, EnrichmentItem, EnrichmentType, ProcessingStatus
@@ -38,7 +39,7 @@ def store_calls(session: Session, agency: uuid.UUID, calls: list[dict[str, Any]]
     session.commit()
 
 
-def drain(batch_size: int = 200) -> service.Drained:
+def drain(batch_size: int = 200) -> Drained:
     return service.drain_batch(batch_size=batch_size, on_full_batch=lambda: None)
 
 
@@ -108,7 +109,7 @@ def test_a_drain_stores_transcripts_then_analyses(
 ) -> None:
     calls = ended_calls(fake_ultravox, 5)
     store_calls(session, agency, calls)
-    assert drain() == service.Drained(claimed=5, transcripts=5, analyses=0, failed=0)
+    assert drain() == Drained(claimed=5, done={"transcripts": 5, "analyses": 0}, failed=0)
     row = call_row(session, calls[0])
     expected = fake_ultravox.messages(calls[0])
     assert [m["text"] for m in row.transcript or []] == [m["text"] for m in expected]
@@ -123,7 +124,7 @@ def test_a_drain_stores_transcripts_then_analyses(
     }
     assert row.transcript_fetched_at is not None
     assert len(items(session, EnrichmentItem.type == ANALYSIS)) == 5
-    assert drain() == service.Drained(claimed=5, transcripts=0, analyses=5, failed=0)
+    assert drain() == Drained(claimed=5, done={"transcripts": 0, "analyses": 5}, failed=0)
     row = call_row(session, calls[0])
     assert row.analysis
     assert row.analysis["analyzer"] == "rules"
@@ -223,7 +224,7 @@ def test_a_transcript_the_database_refuses_fails_alone(
     good, bad = ended_calls(fake_ultravox, 2)
     fake_ultravox.set_messages(bad["callId"], [{"role": "MESSAGE_ROLE_USER", "text": "nul \u0000"}])
     store_calls(session, agency, [good, bad])
-    assert drain() == service.Drained(claimed=2, transcripts=1, analyses=0, failed=1)
+    assert drain() == Drained(claimed=2, done={"transcripts": 1, "analyses": 0}, failed=1)
     failed = items(session, EnrichmentItem.status == ProcessingStatus.failed)
     assert len(failed) == 1
     assert failed[0].call_id == call_row(session, bad).id

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.drains import Drained
 from app.fakes.ultravox import call_at, generate_calls
 from app.models import Call, EnrichmentItem, ProcessingStatus, WebhookEvent
 from app.webhooks import service
@@ -34,7 +35,7 @@ def enqueue(
     return item.id
 
 
-def drain(batch_size: int = 200) -> service.Drained:
+def drain(batch_size: int = 200) -> Drained:
     return service.drain_batch(batch_size=batch_size, on_full_batch=lambda: None)
 
 
@@ -66,7 +67,7 @@ def test_a_call_is_created_by_its_first_event_and_filled_by_the_next(
     session: Session, agency: uuid.UUID
 ) -> None:
     enqueue(session, agency, "call.started")
-    assert drain() == service.Drained(claimed=1, applied=1, failed=0)
+    assert drain() == Drained(claimed=1, done={"applied": 1}, failed=0)
     call = stored(session)
     assert (call.agency_id, call.joined, call.ended) == (agency, None, None)
     assert call.last_event == "call.started"
@@ -122,7 +123,7 @@ def test_a_bad_payload_fails_alone_and_the_rest_of_the_batch_lands(
     good = [enqueue(session, agency, "call.ended", call) for call in CALLS[1:]]
     bad_call = CALLS[0] | {"created": "not-a-date"}
     bad = enqueue(session, agency, "call.ended", bad_call)
-    assert drain() == service.Drained(claimed=3, applied=2, failed=1)
+    assert drain() == Drained(claimed=3, done={"applied": 2}, failed=1)
     rows = {item.id: item for item in session.scalars(select(WebhookEvent))}
     assert all(rows[item].status == ProcessingStatus.completed for item in good)
     failed = rows[bad]
