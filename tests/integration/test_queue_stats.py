@@ -4,20 +4,17 @@ table of mostly completed rows."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
-from sqlalchemy import event, func
+from sqlalchemy import func
 from sqlalchemy.orm import Session
 
 from app import queue_stats
 from app.models import ProcessingStatus, SyncOperation, SyncQueueItem
-from bench.queue_stats import fill
+from tests.integration.conftest import COMPLETED
 from tests.integration.test_cli import callsync
 
-COMPLETED = 20_000
 QUEUE_TABLES = ("webhook_queue", "enrichment_queue", "sync_queue", "historical_sync_jobs")
 
 
@@ -42,12 +39,6 @@ def test_counts_ages_and_dead_rows_per_queue(session: Session) -> None:
     assert "historical sync jobs in flight: 0" in result.stdout
 
 
-@pytest.fixture
-def big_queues() -> None:
-    """Every queue table mostly completed rows, as in production, with its statistics."""
-    fill(completed=COMPLETED, sync_completed=COMPLETED)
-
-
 def test_big_queues_are_counted_exactly_but_the_completed_rows(
     big_queues: None, session: Session
 ) -> None:
@@ -59,20 +50,6 @@ def test_big_queues_are_counted_exactly_but_the_completed_rows(
         assert timedelta(minutes=30) <= stat.oldest_pending < timedelta(minutes=31), table
         assert abs(stat.completed_estimate - COMPLETED) <= COMPLETED // 100, table
     assert queue_stats.jobs_in_flight(session) == 1
-
-
-@pytest.fixture
-def statements(session: Session) -> Iterator[list[tuple[str, Any]]]:
-    """The SQL sent to PostgreSQL while the test runs, with its parameters."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        sent.append((statement, parameters))
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", record)
-    yield sent
-    event.remove(engine, "before_cursor_execute", record)
 
 
 def test_no_statement_reads_a_whole_queue_table(

@@ -1,0 +1,104 @@
+"""Every claim follows its queue's partial indexes on a table of mostly finished rows, as in
+production: what it reads grows with the due rows, not with the table (EXPLAIN of each
+statement a claim sends, on 100,000 finished rows and 5,000 pending per table, analysed)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.bubble import queries as bubble
+from app.enrichment import queries as enrichment
+from app.webhooks import queries as webhooks
+from bench.queue_stats import fill
+
+LEASE = timedelta(seconds=300)
+CLAIMS: dict[str, tuple[Callable[[Session], object], tuple[str, ...]]] = {
+    "webhook_queue": (
+        lambda s: webhooks.take_due_events(s, limit=200, lease=LEASE),
+        ("idx_webhook_queue_pending", "idx_webhook_queue_retry"),
+    ),
+    "enrichment_queue": (
+        lambda s: enrichment.claim_enrichment_items(s, limit=200, lease=LEASE),
+        ("idx_enrichment_queue_pending", "idx_enrichment_queue_retry"),
+    ),
+    "sync_queue": (
+        lambda s: bubble.claim_pending(s, limit=10, lease=LEASE),
+        ("idx_sync_queue_pending",),
+    ),
+}
+
+
+BACKLOG = [  # 5,000 pending rows in each queue besides the finished ones of big_queues
+    """INSERT INTO webhook_queue (agency_id, event_type, payload)
+       SELECT (SELECT id FROM agencies LIMIT 1), 'call.started', jsonb_build_object('n', n)
+       FROM generate_series(1, 5000) AS n""",
+    """WITH backlog AS (
+           INSERT INTO calls (agency_id, ultravox_call_id, raw)
+           SELECT (SELECT id FROM agencies LIMIT 1), uuid_generate_v4(), '{}'
+           FROM generate_series(1, 5000)
+           RETURNING id)
+       INSERT INTO enrichment_queue (call_id, type) SELECT id, 'transcript' FROM backlog""",
+    """INSERT INTO sync_queue (table_name, record_id, operation)
+       SELECT 'backlog', n::text, 'INSERT' FROM generate_series(1, 5000) AS n""",
+    "ANALYZE webhook_queue, enrichment_queue, sync_queue",
+]
+
+
+FINISHED = 100_000  # enough rows that a plan reading the whole table costs more than an index
+
+
+@pytest.fixture
+def backlog(session: Session) -> None:
+    fill(completed=FINISHED, sync_completed=FINISHED)
+    for statement in BACKLOG:
+        session.execute(text(statement))
+    session.commit()
+
+
+def plans(session: Session, sent: list[tuple[str, Any]]) -> str:
+    connection = session.connection()
+    return "\n".join(
+        row[0]
+        for statement, parameters in sent
+        if statement.lstrip().upper().startswith(("UPDATE", "WITH", "SELECT"))
+        for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+    )
+
+
+def test_each_claim_reads_its_partial_indexes_not_the_table(
+    backlog: None, session: Session, statements: list[tuple[str, Any]]
+) -> None:
+    for table, (claim, indexes) in CLAIMS.items():
+        statements.clear()
+        claim(session)
+        plan = plans(session, statements)
+        session.rollback()
+        for index in indexes:
+            assert index in plan, plan
+        assert not re.search(rf"Seq Scan on {table}\b", plan), plan
+
+
+def test_the_sync_job_claim_function_reads_the_active_jobs_index(
+    backlog: None, session: Session
+) -> None:
+    """claim_sync_jobs_batch is a SQL function: auto_explain shows the plan of its statement
+    (as a notice, on a cursor of the session's own connection)."""
+    connection = session.connection().connection.dbapi_connection
+    assert connection is not None
+    cursor = connection.cursor()
+    cursor.execute("LOAD 'auto_explain'")
+    for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_level = notice"):
+        cursor.execute(f"SET LOCAL auto_explain.{setting}")
+    cursor.execute("SELECT * FROM claim_sync_jobs_batch(3, 300)")
+    cursor.close()
+    plan = "".join(connection.notices)
+    session.rollback()
+    assert "Update on historical_sync_jobs" in plan, plan
+    assert not re.search(r"Seq Scan on historical_sync_jobs\b", plan), plan
