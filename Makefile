@@ -20,6 +20,7 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy app tests bench
+	.venv/bin/lint-imports
 
 bench: setup services
 	.venv/bin/callsync db upgrade
