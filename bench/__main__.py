@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bench import (
+    big_queues,
     campaigns,
     enrichment,
     environment,
@@ -21,6 +22,7 @@ BENCHMARKS = [
     "campaigns",
     "salesforce",
     "queue-stats",
+    "big-queues",
 ]
 
 
@@ -70,6 +72,12 @@ def main() -> None:
                 f"queue figures: /metrics and queue stats beside {queue_stats.COMPLETED:,} "
                 "completed rows per queue",
                 queue_stats.run(),
+            )
+        if "big-queues" in chosen:
+            environment.print_table(
+                f"drains beside {big_queues.COMPLETED:,} completed and {big_queues.DEAD:,} dead "
+                "rows in their queue",
+                big_queues.run(env, events=args.drain_events, transcripts=args.transcripts),
             )
 
 
