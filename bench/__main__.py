@@ -9,6 +9,7 @@ from bench import (
     enrichment,
     environment,
     historical_sync,
+    limits,
     queue_stats,
     salesforce,
     webhooks,
@@ -21,6 +22,7 @@ BENCHMARKS = [
     "campaigns",
     "salesforce",
     "queue-stats",
+    "limits",
 ]
 
 
@@ -40,6 +42,9 @@ def main() -> None:
     parser.add_argument("--ingest-seconds", type=int, default=10, help="length of the wrk run")
     parser.add_argument("--transcripts", type=int, default=10_000, help="transcripts to fetch")
     parser.add_argument("--records", type=int, default=50_000, help="Salesforce records to sync")
+    parser.add_argument(
+        "--limit-calls", type=int, default=15_000, help="calls per agency at Ultravox's limits"
+    )
     args = parser.parse_args()
     chosen = set(args.only or BENCHMARKS)
     with environment.prepared() as env:
@@ -70,6 +75,11 @@ def main() -> None:
                 f"queue figures: /metrics and queue stats beside {queue_stats.COMPLETED:,} "
                 "completed rows per queue",
                 queue_stats.run(),
+            )
+        if "limits" in chosen:
+            environment.print_table(
+                "at Ultravox's limits: enrichment and a historical sync at once, 2 workers x 2",
+                limits.run(calls=args.limit_calls),
             )
 
 

@@ -21,10 +21,9 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from app import db
+from app import budgets, db
 from app.bubble import queries
 from app.bubble.client import BubbleClient, BubbleError, is_gone
-from app.bubble.ratelimit import RateLimiter
 from app.config import get_settings
 from app.models import SyncOperation, SyncQueueItem
 
@@ -94,8 +93,11 @@ def client() -> BubbleClient:
     settings = get_settings()
     base_url = settings.bubble_api_base_url or ""
     token = settings.bubble_api_token.get_secret_value() if settings.bubble_api_token else ""
-    limiter = RateLimiter(f"callsync:bubble:rate:{base_url}", settings.bubble_rate_limit_per_minute)
-    return BubbleClient(base_url, token, limiter)
+    per_second = settings.bubble_rate_limit_per_minute / 60
+    rate = budgets.Rate(
+        f"bubble:app:{base_url}", budgets.usable(per_second, settings.rate_headroom_percent)
+    )
+    return BubbleClient(base_url, token, budgets.Rates([rate]))
 
 
 def _push(bubble: BubbleClient, item: SyncQueueItem) -> tuple[str | None, dict[str, Any] | None]:

@@ -28,7 +28,7 @@ from app.enrichment import queries
 from app.enrichment.analyzers import Analyzer, build_analyzer
 from app.enrichment.queries import Enriched
 from app.models import EnrichmentType
-from app.ultravox.client import UltravoxClient
+from app.ultravox.client import UltravoxClient, budget
 from app.ultravox.schemas import Message
 from app.ultravox.service import NO_API_KEY
 
@@ -84,7 +84,7 @@ def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drai
 
 def run(work: Sequence[Row[Any]], api_keys: dict[uuid.UUID, str]) -> list[Enriched | Failed]:
     """Each item's result, up to ENRICHMENT_CONCURRENCY at a time."""
-    clients = {agency_id: _client(key) for agency_id, key in api_keys.items()}
+    clients = {agency_id: _client(agency_id, key) for agency_id, key in api_keys.items()}
     analyzer = _analyzer()
 
     def enrich(item: Row[Any]) -> Enriched | Failed:
@@ -102,11 +102,11 @@ def _pool() -> ThreadPoolExecutor:
 
 
 @lru_cache(maxsize=256)
-def _client(api_key: str) -> UltravoxClient:
+def _client(agency_id: uuid.UUID, api_key: str) -> UltravoxClient:
     settings = get_settings()
     return UltravoxClient(
         settings.ultravox_api_base_url, api_key, connections=settings.enrichment_concurrency,
-        timeout=settings.ultravox_timeout_seconds,
+        timeout=settings.ultravox_timeout_seconds, budget=budget(agency_id, api_key),
     )  # fmt: skip
 
 

@@ -74,7 +74,8 @@ def sync_integration(integration_id: uuid.UUID) -> dict[str, Any]:
     run, status, error = Run(), "success", None
     try:
         client = SalesforceClient(integration.instance_url or "", access,
-                                  refresh=lambda: _refresh(integration.id))  # fmt: skip
+                                  refresh=lambda: _refresh(integration.id),
+                                  reserve_percent=settings.salesforce_api_reserve_percent)  # fmt: skip
         for sobject in OBJECTS:
             _sync_object(client, integration, sobject, run, settings.max_records_per_sync)
     except SalesforceReauthRequired as failure:

@@ -27,7 +27,7 @@ from app import crypto, db
 from app.config import get_settings
 from app.models import SyncJobStatus
 from app.ultravox import queries
-from app.ultravox.client import UltravoxClient, cursor_from_next
+from app.ultravox.client import UltravoxClient, budget, cursor_from_next
 from app.ultravox.fetch_ahead import FetchAhead, Fetched, PageFailed
 from app.ultravox.schemas import DEFAULT_MAX_CALLS, BadCall, CallsPage
 
@@ -70,7 +70,10 @@ def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Res
         return fail_job(job_id, cursor, NO_API_KEY)
     settings = get_settings()
     client = UltravoxClient(
-        settings.ultravox_api_base_url, api_key, timeout=settings.ultravox_timeout_seconds
+        settings.ultravox_api_base_url,
+        api_key,
+        timeout=settings.ultravox_timeout_seconds,
+        budget=budget(job.agency_id, api_key),
     )
     return _run(client, job, cursor, imported, report)
 
