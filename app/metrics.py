@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 from redis import RedisError
 from redis.client import Pipeline
 
-from app import db, queue_stats
+from app import db, pauses, queue_stats
 from app.broker import get_redis
 
 logger = logging.getLogger(__name__)
@@ -119,6 +119,7 @@ def _queue_families() -> Iterator[Metric]:
     with db.session_scope() as session:
         stats = queue_stats.queue_stats(session)
         in_flight = queue_stats.jobs_in_flight(session)
+        paused = pauses.all_pauses(session)
     for stat in stats:
         for status, count in stat.counts.items():
             rows.add_metric([stat.name, status], count)
@@ -130,7 +131,16 @@ def _queue_families() -> Iterator[Metric]:
         "callsync_sync_jobs_in_flight", "Historical sync jobs pending or in progress."
     )
     jobs.add_metric([], in_flight)
-    yield from (rows, estimated, oldest, dead, jobs)
+    waiting = GaugeMetricFamily(
+        "callsync_needs_credentials",
+        "1 for each provider's work waiting for credentials, by agency or business, with the "
+        "provider's reason.",
+        labels=["provider", "agency", "business", "reason"],
+    )
+    for pause in paused:
+        scope = [str(pause.agency_id or ""), str(pause.business_id or "")]
+        waiting.add_metric([pause.provider, *scope, pause.reason[:200]], 1)
+    yield from (rows, estimated, oldest, dead, jobs, waiting)
 
 
 def _worker_families(fields: dict[str, str]) -> Iterator[Metric]:

@@ -284,3 +284,16 @@ def _ours(queue: QueueTable, lease: Lease, ids: Sequence[uuid.UUID]) -> ColumnEl
 
 def _leased(queue: QueueTable, lease: Lease, ids: Sequence[uuid.UUID]) -> Update:
     return update(queue.model).where(_ours(queue, lease, ids))
+
+
+def release(
+    session: Session, queue: QueueTable, lease: Lease, ids: Sequence[uuid.UUID], reason: str
+) -> list[uuid.UUID]:
+    """Give the lease's rows (`ids` among them) back pending, no attempt counted: work that
+    waits (for a credential, say) rather than work that failed. Returns those still ours."""
+    stmt = (
+        _leased(queue, lease, ids)
+        .values(status=ProcessingStatus.pending, processing_started_at=None, error_message=reason)
+        .returning(queue.columns.id)
+    )
+    return list(session.scalars(stmt))

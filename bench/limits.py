@@ -2,7 +2,7 @@
 answering 429 above 200 requests/s per key (and 500/s per account), beside today's figures.
 
 Two worker processes of two children each (queues enrichment, sync, default). Each case
-stores calls for enrichment and starts a historical sync of as many more, for each agency;
+stores calls for enrichment and starts a historical sync of twice as many, for each agency;
 after a warm-up, the fake's own counts over a steady window give the requests served a second
 and the share answered 429.
 """
@@ -112,9 +112,7 @@ def _case(
                     env=workers_env,
                 )
             )
-        everything = generate_calls(2 * calls, live_every=0)
-        for key in keys:
-            _start_work(key, everything[:calls], 2 * calls)
+        _start_work(keys, generate_calls(2 * calls, live_every=0), calls)
         time.sleep(WARM_UP_SECONDS)
         before, started = _stats(url), time.perf_counter()
         time.sleep(WINDOW_SECONDS)
@@ -158,24 +156,29 @@ def _stats(url: str) -> tuple[int, int]:
     return int(body["requests"]), sum(body["throttled"].values())
 
 
-def _start_work(key: str, stored: list[dict[str, object]], sync_calls: int) -> uuid.UUID:
-    """An agency whose `stored` calls wait for enrichment, and whose historical sync of all the
-    fake's calls starts now (the calls it adds queue their transcripts too)."""
+def _start_work(keys: list[str], fake_calls: list[dict[str, object]], stored: int) -> None:
+    """An agency per key, the first `stored` of the fake's calls waiting for enrichment (stored
+    a chunk per agency in turn, so that a claim finds every agency's items), and a historical
+    sync of all the fake's calls for each (the calls it adds queue their transcripts too)."""
     from app import agencies, db, drains
     from app.ultravox import operations, queries
     from app.ultravox.schemas import StartSync
 
     with db.session_scope() as session:
-        agency = agencies.add_agency(
-            session, name=f"bench: limits {uuid.uuid4().hex[:8]}", ultravox_api_key=key
-        )
-    for start in range(0, len(stored), 1000):
-        with db.session_scope() as session:
-            queries.upsert_calls(session, agency, stored[start : start + 1000])
+        agency_ids = [
+            agencies.add_agency(
+                session, name=f"bench: limits {uuid.uuid4().hex[:8]}", ultravox_api_key=key
+            )
+            for key in keys
+        ]
+    for start in range(0, stored, 100):
+        for agency in agency_ids:
+            with db.session_scope() as session:
+                queries.upsert_calls(session, agency, fake_calls[start : min(start + 100, stored)])
     drains.ENRICHMENT.request()
-    request = StartSync(date_to=datetime.now(UTC) + timedelta(days=3650), max_calls=sync_calls)
-    operations.start(agency, request)
-    return agency
+    request = StartSync(date_to=datetime.now(UTC) + timedelta(days=3650), max_calls=len(fake_calls))
+    for agency in agency_ids:
+        operations.start(agency, request)
 
 
 def _forget_work() -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import Row, insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from app import db, http
+from app import db, http, pauses
 from app.campaigns import queries
 from app.campaigns.client import ElevenLabsClient, OutboundCall, default_client
 from app.config import get_settings
@@ -26,6 +26,7 @@ from app.models import Conversation
 
 log = logging.getLogger("campaigns")
 
+NO_API_KEY = "ELEVENLABS_API_KEY is not configured"
 WORKER_STOPPED = "the worker stopped between reserving and recording this attempt"
 
 
@@ -33,6 +34,8 @@ def run_campaign(campaign_id: uuid.UUID, now: datetime) -> dict[str, Any]:
     """Reserve up to the campaign's remaining daily quota of eligible leads and dial them."""
     settings = get_settings()
     with db.session_scope() as session:
+        if (waiting := _needs_credentials(session)) is not None:
+            return {"campaign_id": str(campaign_id), pauses.NEEDS_CREDENTIALS: waiting}
         campaign = queries.lock_campaign(session, campaign_id)
         if campaign is None:
             return {"campaign_id": str(campaign_id), "skipped": "no such campaign"}
@@ -86,6 +89,8 @@ def _place(client: ElevenLabsClient, campaign: Row[Any], dial: Row[Any]) -> bool
             dynamic_variables=_dynamic_variables(dial),
         )
     except http.ProviderError as error:
+        if error.status == 401:
+            return _given_back(dial, str(error))
         return _failed(dial, str(error))
     if not call.success:
         return _failed(dial, f"ElevenLabs did not place the call: {call.message}")
@@ -133,6 +138,28 @@ def _insert_conversation(
         log.warning("[dial] conversation insert failed (%s); on record in call_logs", reason)
         return f"conversation not recorded: {reason}"
     return None
+
+
+def _needs_credentials(session: Session) -> str | None:
+    """Why no call can be placed (no ELEVENLABS_API_KEY, or the one set was refused), if so;
+    the work then waits, and no attempt is reserved."""
+    key = get_settings().elevenlabs_api_key
+    credential = pauses.credential_id(key.get_secret_value() if key else None)
+    pauses.resume_other_credentials(session, pauses.ELEVENLABS, credential)
+    if key is None:
+        pauses.pause(session, pauses.ELEVENLABS, NO_API_KEY)
+        return NO_API_KEY
+    return pauses.paused_for_everyone(session, pauses.ELEVENLABS, credential)
+
+
+def _given_back(dial: Row[Any], error: str) -> bool:
+    """ElevenLabs refused our key: the attempt is given back and the dialling pauses."""
+    key = get_settings().elevenlabs_api_key
+    credential = pauses.credential_id(key.get_secret_value() if key else None)
+    with db.session_scope() as session:
+        queries.release_dial(session, dial, f"{pauses.NEEDS_CREDENTIALS}: {error}")
+        pauses.pause(session, pauses.ELEVENLABS, error, credential=credential)
+    return False
 
 
 def _failed(dial: Row[Any], error: str) -> bool:

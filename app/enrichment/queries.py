@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Text, Uuid, bindparam, select, text
+from sqlalchemy import ColumnElement, Row, Text, Uuid, bindparam, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from app import crypto, queue
+from app import crypto, pauses, queue
 from app.models import Agency, Call, EnrichmentItem, EnrichmentType
 
 # Priority first (lower is sooner), then age: idx_enrichment_queue_pending.
@@ -51,8 +51,16 @@ class Enriched:
 
 
 def claim_enrichment_items(session: Session, *, limit: int, lease: timedelta) -> queue.Lease:
-    """Lease up to `limit` due items: pending by (priority, created_at), due retries, lost runs."""
-    return queue.claim(session, ENRICHMENT_QUEUE, limit=limit, lease=lease)
+    """Lease up to `limit` due items: pending by (priority, created_at), due retries, lost runs;
+    not the transcripts of an agency whose Ultravox key is wanted (app.pauses)."""
+    return queue.claim(session, ENRICHMENT_QUEUE, limit=limit, lease=lease, where=_not_paused())
+
+
+def _not_paused() -> ColumnElement[bool]:
+    return or_(
+        EnrichmentItem.type != EnrichmentType.transcript,
+        pauses.not_paused(pauses.ULTRAVOX, Call.agency_id, Call.id == EnrichmentItem.call_id),
+    )
 
 
 def get_work(session: Session, ids: Sequence[uuid.UUID]) -> list[Row[Any]]:

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from app import crypto, db
+from app import crypto, db, pauses
 from app.config import get_settings
 from app.models import SyncJobStatus
 from app.ultravox import queries
@@ -67,6 +67,8 @@ def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Res
         encrypted = queries.get_encrypted_api_key(session, job.agency_id)
         api_key = crypto.decrypt(session, encrypted)
     if not api_key:
+        with db.session_scope() as session:
+            pauses.pause(session, pauses.ULTRAVOX, NO_API_KEY, agency_id=job.agency_id)
         return fail_job(job_id, cursor, NO_API_KEY)
     settings = get_settings()
     client = UltravoxClient(

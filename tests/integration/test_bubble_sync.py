@@ -304,34 +304,27 @@ def test_a_column_the_map_names_but_the_row_lacks_is_dead(
     )
 
 
-@pytest.mark.parametrize(
-    ("setting", "payload", "reason"),
-    [
-        (
-            {"BUBBLE_API_TOKEN": "not-the-token"},
-            {"_type": "user"},
-            "HTTP 401 Invalid or missing API token",
-        ),
-        ({}, {"_type": "room"}, "HTTP 404 Type not found: room"),
-    ],
-)
-def test_a_refused_token_or_a_type_not_in_the_data_api_is_retried(
-    session: Session,
-    fake_bubble: FakeBubble,
-    configure: Configure,
-    setting: dict[str, str],
-    payload: dict[str, Any],
-    reason: str,
-) -> None:
-    """Both are the app's settings, which its owner may fix (api-facts §4.3)."""
-    configure(**setting)
-    item = enqueue(session, "INSERT", payload)
+def test_a_type_not_in_the_data_api_is_retried(session: Session, fake_bubble: FakeBubble) -> None:
+    """The app's settings, which its owner may fix (api-facts §4.3)."""
+    item = enqueue(session, "INSERT", {"_type": "room"})
     assert process() == ["failed"]
     failed = reloaded(session, item)
     assert (failed.status, failed.retry_count) == (ProcessingStatus.failed, 1)
     assert failed.error_message is not None
-    assert failed.error_message.endswith(reason)
+    assert failed.error_message.endswith("HTTP 404 Type not found: room")
     assert failed.next_retry_at is not None
+
+
+def test_a_refused_token_waits_for_another_without_counting_a_try(
+    session: Session, fake_bubble: FakeBubble, configure: Configure
+) -> None:
+    configure(BUBBLE_API_TOKEN="not-the-token")
+    item = enqueue(session, "INSERT", {"_type": "user"})
+    assert process() == ["needs_credentials"]
+    waiting = reloaded(session, item)
+    assert (waiting.status, waiting.retry_count) == (ProcessingStatus.pending, 0)
+    assert waiting.error_message is not None
+    assert waiting.error_message.endswith("HTTP 401 Invalid or missing API token")
 
 
 def test_a_signup_creates_its_records_in_order_and_links_them(

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy.orm import Session
 
+from app import pauses
 from app.api.deps import AdminDep, CallerDep, SessionDep
 from app.models import HistoricalSyncJob
 from app.ultravox import operations, queries
@@ -47,7 +48,10 @@ def list_historical_syncs(
 
 @router.get("/{job_id}")
 def get_historical_sync(job_id: uuid.UUID, session: SessionDep, caller: CallerDep) -> SyncJobOut:
-    return SyncJobOut.model_validate(_get_job(session, caller.agency_id, job_id))
+    """The job, and why the agency's Ultravox work waits, if it does (`needs_credentials`)."""
+    job = SyncJobOut.model_validate(_get_job(session, caller.agency_id, job_id))
+    job.needs_credentials = pauses.reason_for(session, pauses.ULTRAVOX, caller.agency_id)
+    return job
 
 
 @router.post("/{job_id}/cancel")
