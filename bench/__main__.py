@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--transcripts", type=int, default=10_000, help="transcripts to fetch")
     parser.add_argument("--records", type=int, default=50_000, help="Salesforce records to sync")
     parser.add_argument(
-        "--limit-calls", type=int, default=15_000, help="calls per agency at Ultravox's limits"
+        "--limit-calls", type=int, default=8_000, help="calls per agency at Ultravox's limits"
     )
     args = parser.parse_args()
     chosen = set(args.only or BENCHMARKS)

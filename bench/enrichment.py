@@ -21,7 +21,9 @@ from app import processes
 from app.fakes.ultravox import KEY_RATE_LIMIT, generate_calls
 from bench.environment import LOG_DIR, ULTRAVOX_API_KEY, Environment, celery_worker, met
 
-GOAL_ITEMS_PER_SECOND = 0.9 * KEY_RATE_LIMIT  # the key's budget is the ceiling
+# The key's budget is the ceiling: 190/s, 5 % below the limit (RATE_HEADROOM_PERCENT). Over
+# the whole run, the start and the last batches included, 90 % of it.
+GOAL_ITEMS_PER_SECOND = 0.9 * 0.95 * KEY_RATE_LIMIT
 LATENCY_SECONDS = 0.1
 SEQUENTIAL_ITEMS = 100
 
@@ -43,7 +45,7 @@ def run(env: Environment, *, transcripts: int) -> list[Row]:
     return [
         ("way", "transcripts", "items/s", "goal", "met"),
         ("drains: batches on threads, one worker (2 processes)", f"{transcripts:,}",
-         f"{rate:,.0f}", f">= {GOAL_ITEMS_PER_SECOND:.0f} (90% of the key's limit)", met(rate >= GOAL_ITEMS_PER_SECOND)),
+         f"{rate:,.0f}", f">= {GOAL_ITEMS_PER_SECOND:.0f} (90% of the key's budget)", met(rate >= GOAL_ITEMS_PER_SECOND)),
         ("  ... and every analysis too (rules)", f"{transcripts:,}",
          f"{2 * transcripts / analysed:,.0f}", "", ""),
         ("sequential: one item at a time", f"{SEQUENTIAL_ITEMS}", f"{sequential:,.1f}",

@@ -31,6 +31,7 @@ GOAL_SHARE_OF_LIMIT = 0.9
 GOAL_THROTTLED = 0.01
 GOAL_TWO_KEYS = 1.8
 WARM_UP_SECONDS = 3.0
+CHUNK = 10  # calls stored per agency in turn
 WINDOW_SECONDS = 10.0
 UNBUDGETED = {"ULTRAVOX_RATE_LIMIT_PER_KEY": "1000000000"}  # today: no budget at all
 
@@ -158,7 +159,8 @@ def _stats(url: str) -> tuple[int, int]:
 
 def _start_work(keys: list[str], fake_calls: list[dict[str, object]], stored: int) -> None:
     """An agency per key, the first `stored` of the fake's calls waiting for enrichment (stored
-    a chunk per agency in turn, so that a claim finds every agency's items), and a historical
+    a few at a time per agency in turn, so that every batch a drain claims, and the threads
+    working through it, hold every agency's items: claims are FIFO over agencies), and a historical
     sync of all the fake's calls for each (the calls it adds queue their transcripts too)."""
     from app import agencies, db, drains
     from app.ultravox import operations, queries
@@ -171,10 +173,12 @@ def _start_work(keys: list[str], fake_calls: list[dict[str, object]], stored: in
             )
             for key in keys
         ]
-    for start in range(0, stored, 100):
+    for start in range(0, stored, CHUNK):
         for agency in agency_ids:
             with db.session_scope() as session:
-                queries.upsert_calls(session, agency, fake_calls[start : min(start + 100, stored)])
+                queries.upsert_calls(
+                    session, agency, fake_calls[start : min(start + CHUNK, stored)]
+                )
     drains.ENRICHMENT.request()
     request = StartSync(date_to=datetime.now(UTC) + timedelta(days=3650), max_calls=len(fake_calls))
     for agency in agency_ids:

@@ -106,3 +106,26 @@ def test_the_ultravox_client_stays_under_the_keys_limit(fake_ultravox: FakeUltra
     assert fake_ultravox.throttled[ULTRAVOX_API_KEY] <= made // 100
     assert rate <= 200
     assert rate >= 100  # well above what a loaded machine misses of 190/s
+
+
+def test_the_keys_of_one_ultravox_account_share_its_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ULTRAVOX_ACCOUNTS puts two agencies in one account of 20 requests/s: their two keys,
+    each allowed far more, take 20 slots in about a second together."""
+    from app.config import get_settings
+
+    one, other, alone = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    monkeypatch.setenv("ULTRAVOX_ACCOUNTS", f'{{"acme": ["{one}", "{other}"]}}')
+    monkeypatch.setenv("ULTRAVOX_RATE_LIMIT_PER_ACCOUNT", "20")
+    get_settings.cache_clear()
+    try:
+        shared = [budget(one, "key-one"), budget(other, "key-other")]
+        assert len(budget(alone, "key-alone").rates) == 1  # in no account: its key's rate only
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert shared[0].rates[1].name == shared[1].rates[1].name == "ultravox:account:acme"
+    started = time.monotonic()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda rates: [rates.take() for _ in range(10)], shared))
+    # 19 a second (5 % below the limit): the 20th slot comes 19/19 s after the first.
+    assert time.monotonic() - started >= 0.9
