@@ -19,7 +19,14 @@ from sqlalchemy import func, select
 
 from app import processes
 from app.fakes.ultravox import KEY_RATE_LIMIT, generate_calls
-from bench.environment import LOG_DIR, ULTRAVOX_API_KEY, Environment, celery_worker, met
+from bench.environment import (
+    LOG_DIR,
+    ULTRAVOX_API_KEY,
+    Environment,
+    celery_worker,
+    forget_enrichment,
+    met,
+)
 
 # The key's budget is the ceiling: 190/s, 5 % below the limit (RATE_HEADROOM_PERCENT). Over
 # the whole run, the start and the last batches included, 90 % of it.
@@ -32,6 +39,7 @@ Row = tuple[str, ...]
 
 def run(env: Environment, *, transcripts: int) -> list[Row]:
     calls = generate_calls(transcripts, live_every=0)
+    forget_enrichment()
     with _fake_ultravox(env, transcripts):
         sequential = _sequential(calls[:SEQUENTIAL_ITEMS])
         with processes.child(

@@ -24,7 +24,7 @@ from sqlalchemy import text
 from app import processes
 from app.fakes import server
 from app.fakes.ultravox import KEY_RATE_LIMIT, generate_calls
-from bench.environment import LOG_DIR, ULTRAVOX_API_KEY, celery_worker, met
+from bench.environment import LOG_DIR, ULTRAVOX_API_KEY, celery_worker, forget_enrichment, met
 
 OTHER_KEY = "uv-bench-key-2"
 GOAL_SHARE_OF_LIMIT = 0.9
@@ -94,6 +94,7 @@ def _case(
     keys: list[str], calls: int, *, limited: bool, env: dict[str, str] | None = None
 ) -> Measured:
     """Requests served a second (and the share refused) while every agency's work runs."""
+    forget_enrichment()
     port = server.free_port()
     url = f"http://127.0.0.1:{port}"
     workers_env = {**os.environ, "ULTRAVOX_API_BASE_URL": url, **(env or {})}
@@ -189,8 +190,8 @@ def _forget_work() -> None:
     """Nothing of this case is left for the next case's workers."""
     from app import db
 
+    forget_enrichment()
     with db.session_scope() as session:
-        session.execute(text("DELETE FROM enrichment_queue"))
         session.execute(
             text(
                 "UPDATE historical_sync_jobs SET status = 'cancelled' "

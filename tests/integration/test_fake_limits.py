@@ -3,10 +3,14 @@ per account, ElevenLabs' concurrent requests, Bubble's requests per minute."""
 
 from __future__ import annotations
 
+import sys
 import threading
+from pathlib import Path
 
 import requests
 
+from app import processes
+from app.fakes import server
 from app.fakes.bubble import FakeBubble
 from app.fakes.elevenlabs import FakeElevenLabs
 from app.fakes.ultravox import FakeUltravox, generate_calls
@@ -72,3 +76,26 @@ def test_bubble_limits_requests_per_minute() -> None:
         answers = [requests.get(url, headers=headers, timeout=5) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert 55 <= int(answers[2].headers["Retry-After"]) <= 60
+
+
+def test_callsync_fake_ultravox_takes_its_limits_as_options(tmp_path: Path) -> None:
+    port = server.free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "fake",
+        "ultravox",
+        "--port",
+        str(port),
+        "--calls",
+        "3",
+        "--api-key",
+        "key",
+        "--rate-limit",
+        "2",
+    ]
+    with processes.child("fake", command, log_dir=tmp_path, ready=lambda log: "serving" in log):
+        url = f"http://127.0.0.1:{port}/api/calls"
+        answers = [requests.get(url, headers={"X-API-Key": "key"}, timeout=5) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
