@@ -123,6 +123,8 @@ def test_needs_credentials_shows_in_queue_stats_metrics_and_the_sync_status(
     status = api.get(f"/api/historical-syncs/{job['id']}", headers=headers).json()
     assert status["needs_credentials"] is not None
     assert "HTTP 401" in status["needs_credentials"]
+    listed = api.get("/api/historical-syncs", headers=headers).json()["jobs"]
+    assert [job["needs_credentials"] for job in listed] == [status["needs_credentials"]]
 
 
 def bubble_item(session: Session) -> uuid.UUID:

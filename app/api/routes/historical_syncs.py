@@ -36,10 +36,14 @@ def list_historical_syncs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> SyncJobPage:
-    """The agency's jobs, active and recent, newest first."""
+    """The agency's jobs, active and recent, newest first; `needs_credentials` as for one job."""
     jobs, total = queries.list_sync_jobs(session, caller.agency_id, limit=limit, offset=offset)
+    waiting = pauses.reason_for(session, pauses.ULTRAVOX, caller.agency_id)
     return SyncJobPage(
-        jobs=[SyncJobOut.model_validate(job) for job in jobs],
+        jobs=[
+            SyncJobOut.model_validate(job).model_copy(update={"needs_credentials": waiting})
+            for job in jobs
+        ],
         limit=limit,
         offset=offset,
         total=total,
