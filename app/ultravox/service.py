@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from app import crypto, db, pauses
 from app.config import get_settings
-from app.models import SyncJobStatus
+from app.models import HistoricalSyncJob, SyncJobStatus
 from app.ultravox import queries
 from app.ultravox.client import UltravoxClient, budget, cursor_from_next
 from app.ultravox.fetch_ahead import FetchAhead, Fetched, PageFailed
@@ -67,8 +67,7 @@ def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Res
         encrypted = queries.get_encrypted_api_key(session, job.agency_id)
         api_key = crypto.decrypt(session, encrypted)
     if not api_key:
-        with db.session_scope() as session:
-            pauses.pause(session, pauses.ULTRAVOX, NO_API_KEY, agency_id=job.agency_id)
+        needs_key(job_id, NO_API_KEY)
         return fail_job(job_id, cursor, NO_API_KEY)
     settings = get_settings()
     client = UltravoxClient(
@@ -78,6 +77,13 @@ def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Res
         budget=budget(job.agency_id, api_key),
     )
     return _run(client, job, cursor, imported, report)
+
+
+def needs_key(job_id: uuid.UUID, reason: str) -> None:
+    """The job's agency has no usable Ultravox key: its Ultravox work pauses (app.pauses)."""
+    with db.session_scope() as session:
+        agency_id = session.get_one(HistoricalSyncJob, job_id).agency_id
+        pauses.pause(session, pauses.ULTRAVOX, reason, agency_id=agency_id)
 
 
 def _run(
