@@ -127,21 +127,8 @@ def _case(
 
 @contextmanager
 def _fake_ultravox(port: int, keys: list[str], calls: int, *, limited: bool) -> Iterator[None]:
-    command = [
-        sys.executable,
-        "-m",
-        "app.cli",
-        "fake",
-        "ultravox",
-        "--port",
-        str(port),
-        "--calls",
-        str(calls),
-        "--live-every",
-        "0",
-        "--api-key",
-        keys[0],
-    ]
+    options = f"--port {port} --calls {calls} --live-every 0 --api-key {keys[0]}"
+    command = [sys.executable, "-m", "app.cli", "fake", "ultravox", *options.split()]
     for key in keys[1:]:
         command += ["--other-key", key]
     if not limited:

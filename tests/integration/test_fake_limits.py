@@ -80,21 +80,8 @@ def test_bubble_limits_requests_per_minute() -> None:
 
 def test_callsync_fake_ultravox_takes_its_limits_as_options(tmp_path: Path) -> None:
     port = server.free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "app.cli",
-        "fake",
-        "ultravox",
-        "--port",
-        str(port),
-        "--calls",
-        "3",
-        "--api-key",
-        "key",
-        "--rate-limit",
-        "2",
-    ]
+    options = f"--port {port} --calls 3 --api-key key --rate-limit 2"
+    command = [sys.executable, "-m", "app.cli", "fake", "ultravox", *options.split()]
     with processes.child("fake", command, log_dir=tmp_path, ready=lambda log: "serving" in log):
         url = f"http://127.0.0.1:{port}/api/calls"
         answers = [requests.get(url, headers={"X-API-Key": "key"}, timeout=5) for _ in range(3)]
