@@ -8,7 +8,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app import crypto, errors
+from app import crypto, errors, pauses
 from app.models import Agency, AgencyMember, AgencyRole
 
 # seed 000: what a sync job (and an enrichment item) says when its agency has no Ultravox key
@@ -35,6 +35,19 @@ def add_agency(
     session.add(agency)
     session.flush()
     return agency.id
+
+
+def set_ultravox_api_key(session: Session, agency_id: uuid.UUID, api_key: str) -> None:
+    """Store the agency's Ultravox key (ciphertext only); work paused for want of it resumes."""
+    found = session.execute(
+        update(Agency)
+        .where(Agency.id == agency_id)
+        .values(ultravox_api_key_encrypted=crypto.encrypt(session, api_key), updated_at=func.now())
+        .returning(Agency.id)
+    ).first()
+    if found is None:
+        raise LookupError(f"no agency {agency_id}")
+    pauses.resume(session, pauses.ULTRAVOX, agency_id=agency_id)
 
 
 def add_member(

@@ -1,5 +1,5 @@
 """The broker's Redis, for the little shared state kept beside the messages: drain marks
-(app.drains) and rate budgets (app.bubble.ratelimit)."""
+(app.drains) and the providers' budgets (app.budgets)."""
 
 from __future__ import annotations
 

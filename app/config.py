@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, NoReturn
@@ -42,6 +43,7 @@ def json_or_file(value: object) -> object:
 # holding the record's Bubble id.
 BubbleFieldMap = Annotated[dict[str, dict[str, str]], NoDecode, BeforeValidator(json_or_file)]
 BubbleNaturalKeys = Annotated[dict[str, str], NoDecode, BeforeValidator(json_or_file)]
+UltravoxAccounts = Annotated[dict[str, list[uuid.UUID]], NoDecode, BeforeValidator(json_or_file)]
 
 
 class Settings(BaseSettings):
@@ -65,11 +67,33 @@ class Settings(BaseSettings):
 
     ultravox_api_base_url: str = "https://api.ultravox.ai"
     ultravox_timeout_seconds: float = Field(default=30.0, gt=0)  # DESIGN.md: 30 s
+    # "API Limits" (api-facts §1.1): 200 requests/s per API key, 500/s per account.
+    ultravox_rate_limit_per_key: float = Field(
+        default=200, gt=0, description="requests per second to Ultravox with one API key"
+    )
+    ultravox_rate_limit_per_account: float = Field(
+        default=500, gt=0, description="requests per second of all the keys of one account"
+    )
+    ultravox_accounts: UltravoxAccounts = Field(
+        default_factory=dict, description="account name -> the agencies whose keys it holds"
+    )
+    rate_headroom_percent: float = Field(
+        default=5, ge=0, lt=100, description="how far below a provider's rate limit to run"
+    )
     elevenlabs_api_base_url: str = "https://api.elevenlabs.io"
     elevenlabs_api_key: SecretStr | None = None
+    elevenlabs_concurrency: int = Field(
+        default=10, ge=1, description="ElevenLabs requests in flight at once, all workers together"
+    )
     salesforce_client_id: str | None = None
     salesforce_client_secret: SecretStr | None = None
     salesforce_login_url: str = "https://login.salesforce.com"  # or test.salesforce.com
+    salesforce_api_reserve_percent: float = Field(
+        default=10,
+        ge=0,
+        lt=100,
+        description="share of the org's daily API allocation a run leaves to other integrations",
+    )
     bubble_api_base_url: str | None = None
     bubble_api_token: SecretStr | None = None
     bubble_rate_limit_per_minute: int = Field(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import email.utils
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlparse
@@ -23,6 +24,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from app.budgets import Budget
 from app.config import get_settings
 
 log = logging.getLogger(__name__)
@@ -78,16 +80,21 @@ def send(
     retryable: type[RetryableError],
     fatal: type[ProviderError],
     check: Callable[[requests.Response], None] | None = None,
+    budget: Budget | None = None,
     **kwargs: Any,
 ) -> requests.Response:
     """One HTTP request whose failures are raised as the provider's own error classes;
-    `check` may raise a more precise one first."""
+    `check` may raise a more precise one first. With a `budget`, the request waits for it
+    first, and a 429 holds the budget back for every process sharing it."""
     try:
-        response = session.request(method, url, timeout=timeout, **kwargs)
+        with budget.hold() if budget is not None else nullcontext():
+            response = session.request(method, url, timeout=timeout, **kwargs)
     except requests.Timeout as error:
         raise retryable(f"{method} {path_of(url)}: no answer within {timeout:g}s") from error
     except requests.RequestException as error:
         raise retryable(f"{method} {path_of(url)}: {type(error).__name__}") from error
+    if budget is not None and response.status_code == 429:
+        budget.throttled(retry_after_seconds(response))
     if check is not None and response.status_code >= 400:
         check(response)
     raise_for_status(response, retryable=retryable, fatal=fatal)

@@ -18,7 +18,7 @@ from typing import Any
 from celery import Task
 from celery.signals import task_failure, task_retry, task_success
 
-from app import db, queue_stats
+from app import db, pauses, queue_stats
 from app.config import load_or_exit
 
 # prometheus_client chooses its storage when first imported, from PROMETHEUS_MULTIPROC_DIR,
@@ -104,6 +104,7 @@ def _queue_families() -> Iterator[Metric]:
     with db.session_scope() as session:
         stats = queue_stats.queue_stats(session)
         in_flight = queue_stats.jobs_in_flight(session)
+        paused = pauses.all_pauses(session)
     for stat in stats:
         for status, count in stat.counts.items():
             rows.add_metric([stat.name, status], count)
@@ -115,7 +116,16 @@ def _queue_families() -> Iterator[Metric]:
         "callsync_sync_jobs_in_flight", "Historical sync jobs pending or in progress."
     )
     jobs.add_metric([], in_flight)
-    yield from (rows, estimated, oldest, dead, jobs)
+    waiting = GaugeMetricFamily(
+        "callsync_needs_credentials",
+        "1 for each provider's work waiting for credentials, by agency or business, with the "
+        "provider's reason.",
+        labels=["provider", "agency", "business", "reason"],
+    )
+    for pause in paused:
+        scope = [str(pause.agency_id or ""), str(pause.business_id or "")]
+        waiting.add_metric([pause.provider, *scope, pause.reason[:200]], 1)
+    yield from (rows, estimated, oldest, dead, jobs, waiting)
 
 
 def exposition() -> bytes:

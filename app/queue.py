@@ -366,3 +366,17 @@ def ours(queue: QueueTable, lease: Lease, ids: Sequence[uuid.UUID]) -> ColumnEle
         c.status == ProcessingStatus.processing,
         c.processing_started_at == lease.leased_at,
     )
+
+
+def release(
+    session: Session, queue: QueueTable, lease: Lease, ids: Sequence[uuid.UUID], reason: str
+) -> list[uuid.UUID]:
+    """Give the lease's rows (`ids` among them) back pending, no attempt counted: work that
+    waits (for a credential, say) rather than work that failed. Returns those still ours."""
+    stmt = (
+        update(queue.model)
+        .where(ours(queue, lease, ids))
+        .values(status=ProcessingStatus.pending, processing_started_at=None, error_message=reason)
+        .returning(queue.columns.id)
+    )
+    return list(session.scalars(stmt))

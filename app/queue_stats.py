@@ -11,12 +11,14 @@ less the exact figures. Autovacuum refreshes those statistics; `ANALYZE <table>`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from rich.table import Column, Table
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from app import pauses
 
 # table: how its rows say "dead" (failed with no tries left)
 QUEUES = {
@@ -25,6 +27,8 @@ QUEUES = {
     "sync_queue": "retry_count >= max_retries",
 }
 STATUSES = ("pending", "processing", "failed")  # counted exactly; "completed" is estimated
+# table: the provider whose credentials its work needs
+PROVIDERS = {"enrichment_queue": pauses.ULTRAVOX, "sync_queue": pauses.BUBBLE}
 
 # The planner's own row estimate: rows per page at the last ANALYZE, times the pages now.
 LIVE_ROWS_ESTIMATE = """
@@ -41,13 +45,23 @@ class QueueStats:
     oldest_pending: timedelta | None
     dead: int
     completed_estimate: int
+    # Whose work in it waits for the provider's credentials (app.pauses), and why.
+    needs_credentials: tuple[pauses.Pause, ...] = field(default=())
 
 
 def queue_stats(session: Session) -> list[QueueStats]:
-    return [_table_stats(session, table, dead) for table, dead in QUEUES.items()]
+    waiting = pauses.all_pauses(session)
+    return [
+        _table_stats(
+            session, table, dead, [p for p in waiting if p.provider == PROVIDERS.get(table)]
+        )
+        for table, dead in QUEUES.items()
+    ]
 
 
-def _table_stats(session: Session, table: str, dead: str) -> QueueStats:
+def _table_stats(
+    session: Session, table: str, dead: str, waiting: list[pauses.Pause]
+) -> QueueStats:
     counts = ", ".join(f"count(*) FILTER (WHERE status = '{s}')" for s in STATUSES)
     listed = ", ".join(f"'{s}'" for s in STATUSES)
     row = session.execute(
@@ -60,7 +74,8 @@ def _table_stats(session: Session, table: str, dead: str) -> QueueStats:
     ).one()
     exact = dict(zip(STATUSES, row[:3], strict=True))
     live = round(row[5] or 0)
-    return QueueStats(table, exact, row[3], row[4], max(0, live - sum(exact.values())))
+    completed = max(0, live - sum(exact.values()))
+    return QueueStats(table, exact, row[3], row[4], completed, tuple(waiting))
 
 
 def refresh_estimates(session: Session) -> None:
@@ -87,7 +102,16 @@ def as_table(stats: list[QueueStats]) -> Table:
         "dead",
         "oldest\npending",
         "completed",
-        caption="~ an estimate, from the planner's statistics",
+        pauses.NEEDS_CREDENTIALS,
+        caption="\n".join(
+            ["~ an estimate, from the planner's statistics"]
+            + [
+                f"{pauses.NEEDS_CREDENTIALS}: {row.name}, {p.provider} work of {p.scope} since "
+                f"{p.since:%Y-%m-%d %H:%M}: {p.reason}"
+                for row in stats
+                for p in row.needs_credentials
+            ]
+        ),
         pad_edge=False,
     )
     for row in stats:
@@ -98,5 +122,6 @@ def as_table(stats: list[QueueStats]) -> Table:
             str(row.dead),
             age,
             f"~{row.completed_estimate}",
+            str(len(row.needs_credentials)),
         )
     return table

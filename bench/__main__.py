@@ -10,6 +10,7 @@ from bench import (
     enrichment,
     environment,
     historical_sync,
+    limits,
     queue_stats,
     salesforce,
     webhooks,
@@ -23,6 +24,7 @@ BENCHMARKS = [
     "salesforce",
     "queue-stats",
     "big-queues",
+    "limits",
 ]
 
 
@@ -42,6 +44,9 @@ def main() -> None:
     parser.add_argument("--ingest-seconds", type=int, default=10, help="length of the wrk run")
     parser.add_argument("--transcripts", type=int, default=10_000, help="transcripts to fetch")
     parser.add_argument("--records", type=int, default=50_000, help="Salesforce records to sync")
+    parser.add_argument(
+        "--limit-calls", type=int, default=8_000, help="calls per agency at Ultravox's limits"
+    )
     args = parser.parse_args()
     chosen = set(args.only or BENCHMARKS)
     with environment.prepared() as env:
@@ -56,7 +61,8 @@ def main() -> None:
         if "enrichment" in chosen:
             rows = enrichment.run(env, transcripts=args.transcripts)
             environment.print_table(
-                "enrichment: transcripts from a fake Ultravox answering after 100 ms", rows
+                "enrichment: transcripts from a fake Ultravox answering after 100 ms, 200/s per key",
+                rows,
             )
         if "campaigns" in chosen:
             environment.print_table(
@@ -78,6 +84,11 @@ def main() -> None:
                 f"drains beside {big_queues.COMPLETED:,} completed and {big_queues.DEAD:,} dead "
                 "rows in their queue",
                 big_queues.run(env, events=args.drain_events, transcripts=args.transcripts),
+            )
+        if "limits" in chosen:
+            environment.print_table(
+                "at Ultravox's limits: enrichment and a historical sync at once, 2 workers x 2",
+                limits.run(calls=args.limit_calls),
             )
 
 

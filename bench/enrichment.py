@@ -1,4 +1,6 @@
-"""Enrichment: 10,000 transcripts from a fake Ultravox that answers each request after 100 ms.
+"""Enrichment: 10,000 transcripts from a fake Ultravox that answers each request after 100 ms
+and, as the real one, at most 200 requests a second per key (the unlimited figure is in
+bench/limits.py).
 
 The drains (one worker, 2 processes, batches of ENRICHMENT_BATCH_SIZE with up to
 ENRICHMENT_CONCURRENCY fetches in flight each) beside the sequential way: one item at a time,
@@ -16,10 +18,19 @@ from contextlib import contextmanager
 from sqlalchemy import func, select
 
 from app import processes
-from app.fakes.ultravox import generate_calls
-from bench.environment import LOG_DIR, ULTRAVOX_API_KEY, Environment, celery_worker, met
+from app.fakes.ultravox import KEY_RATE_LIMIT, generate_calls
+from bench.environment import (
+    LOG_DIR,
+    ULTRAVOX_API_KEY,
+    Environment,
+    celery_worker,
+    forget_enrichment,
+    met,
+)
 
-GOAL_ITEMS_PER_SECOND = 500
+# The key's budget is the ceiling: 190/s, 5 % below the limit (RATE_HEADROOM_PERCENT). Over
+# the whole run, the start and the last batches included, 90 % of it.
+GOAL_ITEMS_PER_SECOND = 0.9 * 0.95 * KEY_RATE_LIMIT
 LATENCY_SECONDS = 0.1
 SEQUENTIAL_ITEMS = 100
 
@@ -28,6 +39,7 @@ Row = tuple[str, ...]
 
 def run(env: Environment, *, transcripts: int) -> list[Row]:
     calls = generate_calls(transcripts, live_every=0)
+    forget_enrichment()
     with _fake_ultravox(env, transcripts):
         sequential = _sequential(calls[:SEQUENTIAL_ITEMS])
         with processes.child(
@@ -41,7 +53,7 @@ def run(env: Environment, *, transcripts: int) -> list[Row]:
     return [
         ("way", "transcripts", "items/s", "goal", "met"),
         ("drains: batches on threads, one worker (2 processes)", f"{transcripts:,}",
-         f"{rate:,.0f}", f">= {GOAL_ITEMS_PER_SECOND}", met(rate >= GOAL_ITEMS_PER_SECOND)),
+         f"{rate:,.0f}", f">= {GOAL_ITEMS_PER_SECOND:.0f} (90% of the key's budget)", met(rate >= GOAL_ITEMS_PER_SECOND)),
         ("  ... and every analysis too (rules)", f"{transcripts:,}",
          f"{2 * transcripts / analysed:,.0f}", "", ""),
         ("sequential: one item at a time", f"{SEQUENTIAL_ITEMS}", f"{sequential:,.1f}",

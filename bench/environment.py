@@ -62,6 +62,17 @@ def celery_worker(concurrency: int = 1, queues: str = "default,sync") -> list[st
             "-c", str(concurrency), "-l", "INFO"]  # fmt: skip
 
 
+def forget_enrichment() -> None:
+    """No enrichment item of an earlier benchmark is left: the historical sync's calls queue
+    transcripts too, which a fake holding other calls answers 404, at the key's rate."""
+    from sqlalchemy import text
+
+    from app import db
+
+    with db.session_scope() as session:
+        session.execute(text("DELETE FROM enrichment_queue"))
+
+
 def print_table(title: str, rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(f"\n{title}\n")

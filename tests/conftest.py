@@ -78,7 +78,7 @@ from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app import db, drains, migrations
+from app import budgets, db, drains, migrations
 from app.api.main import create_app, server_options
 from app.celery import Queue
 from app.celery import app as callsync_app
@@ -119,9 +119,17 @@ def clean_tables(database: str) -> Iterator[None]:
     callsync_app.control.purge()
     drains.WEBHOOKS.forget()
     drains.ENRICHMENT.forget()
+    forget_budgets()
     with db.session_scope() as session:
         session.execute(text("SET LOCAL session_replication_role = replica"))
         session.execute(text(";".join(f"DELETE FROM {name}" for name in _TABLES)))  # noqa: S608
+
+
+def forget_budgets() -> None:
+    """Every provider budget back to unused: no test inherits another's 429 hold."""
+    redis = Redis.from_url(get_settings().redis_url)
+    if keys := list(redis.scan_iter(budgets.PREFIX + "*")):
+        redis.delete(*keys)
 
 
 @pytest.fixture
@@ -180,8 +188,7 @@ def fake_bubble_server() -> Iterator[FakeBubble]:
 def fake_bubble(fake_bubble_server: FakeBubble) -> Iterator[FakeBubble]:
     """The fake Bubble app on loopback (BUBBLE_TYPES), empty, with a fresh rate-limit window."""
     fake_bubble_server.reset()
-    redis = Redis.from_url(get_settings().redis_url)
-    redis.delete(*redis.scan_iter("callsync:bubble:rate:*"), "callsync:bubble:rate:none")
+    forget_budgets()
     yield fake_bubble_server
     fake_bubble_server.reset()
 

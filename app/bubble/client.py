@@ -9,8 +9,7 @@ from typing import Any
 
 import requests
 
-from app import http
-from app.bubble.ratelimit import RateLimiter
+from app import budgets, http
 
 
 class BubbleError(http.ProviderError):
@@ -32,9 +31,9 @@ def is_gone(error: BubbleError) -> bool:
 class BubbleClient:
     timeout = 30.0
 
-    def __init__(self, base_url: str, token: str, limiter: RateLimiter) -> None:
+    def __init__(self, base_url: str, token: str, budget: budgets.Budget) -> None:
         self._base_url = base_url.rstrip("/")
-        self._limiter = limiter
+        self._budget = budget
         self._session = http.build_session(self._base_url, {"Authorization": f"Bearer {token}"})
 
     def create(self, type_name: str, fields: dict[str, Any]) -> str:
@@ -67,7 +66,6 @@ class BubbleClient:
 
     @http.retry_transient(BubbleRetryable)
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        self._limiter.take()
         return http.send(
             self._session,
             method,
@@ -76,6 +74,7 @@ class BubbleClient:
             retryable=BubbleRetryable,
             fatal=BubbleError,
             check=_check,
+            budget=self._budget,
             **kwargs,
         )
 

@@ -120,6 +120,20 @@ def mark_done(
     )
 
 
+def release(session: Session, item: SyncQueueItem, reason: str) -> None:
+    """Give the item back pending, no try counted: it waits for Bubble's credentials."""
+    session.execute(
+        update(SyncQueueItem)
+        .where(queue.ours(SYNC_QUEUE, _lease(item), [item.id]))
+        .values(
+            status=ProcessingStatus.pending,
+            processing_started_at=None,
+            tries=SyncQueueItem.tries - 1,
+            error_message=reason,
+        )
+    )
+
+
 def mark_failed(
     session: Session, item: SyncQueueItem, error: str, *, base: float, cap: float, dead: bool
 ) -> bool:

@@ -21,10 +21,9 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from app import db
+from app import budgets, db, pauses
 from app.bubble import queries
 from app.bubble.client import BubbleClient, BubbleError, is_gone
-from app.bubble.ratelimit import RateLimiter
 from app.config import get_settings
 from app.models import SyncOperation, SyncQueueItem
 
@@ -63,7 +62,11 @@ def _process_one(
         session.expunge(item)
     try:
         bubble_id, result = _push(client(), item)
+    except NotConfigured as failure:
+        return _hold(item, str(failure)), None
     except (ItemFailed, BubbleError) as failure:
+        if isinstance(failure, BubbleError) and failure.status == 401:
+            return _hold(item, str(failure)), None
         dead = failure.dead if isinstance(failure, ItemFailed) else failure.status == 400
         with db.session_scope() as session:
             retry = queries.mark_failed(
@@ -90,14 +93,39 @@ def _process_one(
     return "done", (follower.ids[0], follower.leased_at)
 
 
+def _hold(item: SyncQueueItem, reason: str) -> str:
+    """The item waits, pending, and Bubble's work pauses until its credentials are set."""
+    with db.session_scope() as session:
+        queries.release(session, item, f"{pauses.NEEDS_CREDENTIALS}: {reason}")
+        pauses.pause(session, pauses.BUBBLE, reason, credential=credential())
+    return pauses.NEEDS_CREDENTIALS
+
+
+class NotConfigured(Exception):
+    """BUBBLE_API_BASE_URL or BUBBLE_API_TOKEN is not set."""
+
+
+def credential() -> str:
+    """Which Bubble app and token this process pushes with, as a pause names them."""
+    settings = get_settings()
+    token = settings.bubble_api_token.get_secret_value() if settings.bubble_api_token else ""
+    configured = settings.bubble_api_base_url and token
+    return pauses.credential_id(f"{settings.bubble_api_base_url} {token}" if configured else None)
+
+
 @lru_cache
 def client() -> BubbleClient:
     """The configured client, with its session and the shared budget, for the process's life."""
     settings = get_settings()
+    if not (settings.bubble_api_base_url and settings.bubble_api_token):
+        raise NotConfigured("BUBBLE_API_BASE_URL and BUBBLE_API_TOKEN are not configured")
     base_url = settings.bubble_api_base_url or ""
     token = settings.bubble_api_token.get_secret_value() if settings.bubble_api_token else ""
-    limiter = RateLimiter(f"callsync:bubble:rate:{base_url}", settings.bubble_rate_limit_per_minute)
-    return BubbleClient(base_url, token, limiter)
+    per_second = settings.bubble_rate_limit_per_minute / 60
+    rate = budgets.Rate(
+        f"bubble:app:{base_url}", budgets.usable(per_second, settings.rate_headroom_percent)
+    )
+    return BubbleClient(base_url, token, budgets.Rates([rate]))
 
 
 def _push(bubble: BubbleClient, item: SyncQueueItem) -> tuple[str | None, dict[str, Any] | None]:

@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
-from app import db, queue
+from app import db, pauses, queue
 from app.bubble import queries, service
 from app.celery import Queue, app, periodic_task
 from app.config import get_settings
@@ -26,6 +27,8 @@ def bubble_sync_processor(limit: int = CLAIM_LIMIT, batch_size: int = BATCH_SIZE
     """Claim pending items (each after its record's earlier ones); push them in batches."""
     lease = timedelta(seconds=get_settings().lease_seconds)
     with db.session_scope() as session:
+        if (waiting := _paused(session)) is not None:
+            return waiting
         claimed = queries.claim_pending(session, limit=limit, lease=lease)
     return _dispatch(claimed, batch_size, "pending")
 
@@ -34,8 +37,19 @@ def bubble_sync_processor(limit: int = CLAIM_LIMIT, batch_size: int = BATCH_SIZE
 def bubble_sync_retry(limit: int = CLAIM_LIMIT, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
     """Claim failed items with retries left whose backoff has passed; push them again."""
     with db.session_scope() as session:
+        if (waiting := _paused(session)) is not None:
+            return waiting
         claimed = queries.claim_retries(session, limit=limit)
     return _dispatch(claimed, batch_size, "failed")
+
+
+def _paused(session: Session) -> dict[str, Any] | None:
+    """When Bubble's work waits for credentials, nothing is claimed: the items stay as they
+    are. A pause for other credentials than this process's is lifted."""
+    credential = service.credential()
+    pauses.resume_other_credentials(session, pauses.BUBBLE, credential)
+    reason = pauses.paused_for_everyone(session, pauses.BUBBLE, credential)
+    return None if reason is None else {"claimed": 0, pauses.NEEDS_CREDENTIALS: reason}
 
 
 def _dispatch(claimed: queue.Lease, batch_size: int, kind: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import requests
 from pydantic import BaseModel, ValidationError
 
-from app import http
+from app import budgets, http
 from app.campaigns.schemas import ConversationDetails, OutboundCall
 from app.config import get_settings
 from app.validation import first_error
@@ -32,9 +32,15 @@ class ElevenLabsClient:
     timeout = 30.0  # DESIGN.md: 30 s for ElevenLabs
 
     def __init__(
-        self, base_url: str, api_key: str, session: requests.Session | None = None
+        self,
+        base_url: str,
+        api_key: str,
+        session: requests.Session | None = None,
+        *,
+        budget: budgets.Budget | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
+        self._budget = budget
         self._session = session or http.build_session(self._base_url, {"xi-api-key": api_key})
 
     def outbound_call(
@@ -69,6 +75,7 @@ class ElevenLabsClient:
             timeout=self.timeout,
             retryable=ElevenLabsRetryable,
             fatal=ElevenLabsError,
+            budget=self._budget,
             **kwargs,
         )
 
@@ -78,7 +85,9 @@ def default_client() -> ElevenLabsClient:
     """The configured client, its session and connections kept for the process's life."""
     settings = get_settings()
     key = settings.elevenlabs_api_key.get_secret_value() if settings.elevenlabs_api_key else ""
-    return ElevenLabsClient(settings.elevenlabs_api_base_url, key)
+    # ElevenLabs limits requests in flight per account: every worker shares the places.
+    slots = budgets.Slots(f"elevenlabs:key:{budgets.key_id(key)}", settings.elevenlabs_concurrency)
+    return ElevenLabsClient(settings.elevenlabs_api_base_url, key, budget=slots)
 
 
 def _parsed(model: type[M], response: requests.Response) -> M:

@@ -308,6 +308,28 @@ def record_placed(
     _update_lead(session, dial, CampaignLeadStatus.contacted, conversation_id=conversation_id)
 
 
+# A reserved attempt given back undialled (ElevenLabs refused our key): the dial is forgotten and
+# the lead's attempt not counted.
+RELEASE_DIAL = text("""
+    WITH released AS (
+        DELETE FROM campaign_dials WHERE id = :dial_id AND status = 'reserved'
+        RETURNING campaign_lead_id, attempt
+    )
+    UPDATE campaign_leads AS cl
+    SET attempts = cl.attempts - 1, last_error = :error, updated_at = now(),
+        status = CAST(CASE WHEN cl.attempts = 1 THEN 'pending' ELSE 'failed' END
+                      AS campaign_lead_status)
+    FROM released
+    WHERE cl.id = released.campaign_lead_id AND cl.attempts = released.attempt
+      AND cl.status = 'dialing'
+""")
+
+
+def release_dial(session: Session, dial: Dial, error: str) -> None:
+    """The attempt was not made: see RELEASE_DIAL."""
+    session.execute(RELEASE_DIAL, {"dial_id": dial.dial_id, "error": error})
+
+
 def record_failed(session: Session, dial: Dial, error: str) -> None:
     """The attempt failed with `error` and is logged; a later attempt may follow after the retry
     interval."""

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from app import db, http
+from app import db, http, pauses
 from app.campaigns import queries
 from app.campaigns.client import ElevenLabsClient, default_client
 from app.campaigns.queries import CampaignView, Dial
@@ -27,6 +27,7 @@ from app.config import get_settings
 
 log = logging.getLogger("campaigns")
 
+NO_API_KEY = "ELEVENLABS_API_KEY is not configured"
 WORKER_STOPPED = "the worker stopped between reserving and recording this attempt"
 
 
@@ -41,9 +42,15 @@ class CampaignRun:
     failed: int = 0
     invalid_numbers: int = 0  # leads skipped for good
     skipped: str | None = None
+    needs_credentials: str | None = None  # why no call can be placed until a key is set
 
     def as_dict(self) -> dict[str, Any]:
         """The task's result."""
+        if self.needs_credentials is not None:
+            return {
+                "campaign_id": str(self.campaign_id),
+                pauses.NEEDS_CREDENTIALS: self.needs_credentials,
+            }
         if self.skipped is not None:
             return {"campaign_id": str(self.campaign_id), "skipped": self.skipped}
         return {
@@ -60,6 +67,8 @@ def run_campaign(campaign_id: uuid.UUID, now: datetime) -> CampaignRun:
     """Reserve up to the campaign's remaining daily quota of eligible leads and dial them."""
     settings = get_settings()
     with db.session_scope() as session:
+        if (waiting := _needs_credentials(session)) is not None:
+            return CampaignRun(campaign_id, needs_credentials=waiting)
         campaign = queries.lock_campaign(session, campaign_id)
         if campaign is None:
             return CampaignRun(campaign_id, skipped="no such campaign")
@@ -113,6 +122,8 @@ def _place(client: ElevenLabsClient, campaign: CampaignView, dial: Dial) -> bool
             dynamic_variables=_dynamic_variables(dial),
         )
     except http.ProviderError as error:
+        if error.status == 401:
+            return _given_back(dial, str(error))
         return _failed(dial, str(error))
     if not call.success:
         return _failed(dial, f"ElevenLabs did not place the call: {call.message}")
@@ -158,6 +169,28 @@ def _insert_conversation(
         log.warning("[dial] conversation insert failed (%s); on record in call_logs", reason)
         return f"conversation not recorded: {reason}"
     return None
+
+
+def _needs_credentials(session: Session) -> str | None:
+    """Why no call can be placed (no ELEVENLABS_API_KEY, or the one set was refused), if so;
+    the work then waits, and no attempt is reserved."""
+    key = get_settings().elevenlabs_api_key
+    credential = pauses.credential_id(key.get_secret_value() if key else None)
+    pauses.resume_other_credentials(session, pauses.ELEVENLABS, credential)
+    if key is None:
+        pauses.pause(session, pauses.ELEVENLABS, NO_API_KEY)
+        return NO_API_KEY
+    return pauses.paused_for_everyone(session, pauses.ELEVENLABS, credential)
+
+
+def _given_back(dial: Dial, error: str) -> bool:
+    """ElevenLabs refused our key: the attempt is given back and the dialling pauses."""
+    key = get_settings().elevenlabs_api_key
+    credential = pauses.credential_id(key.get_secret_value() if key else None)
+    with db.session_scope() as session:
+        queries.release_dial(session, dial, f"{pauses.NEEDS_CREDENTIALS}: {error}")
+        pauses.pause(session, pauses.ELEVENLABS, error, credential=credential)
+    return False
 
 
 def _failed(dial: Dial, error: str) -> bool:

@@ -21,12 +21,28 @@ def fake_ultravox(
     seed: Annotated[int, typer.Option(help="Seed of the generated calls.")] = 0,
     live_every: Annotated[int, typer.Option(min=0, help="Every Nth call is live; 0: none.")] = 10,
     latency: Annotated[float, typer.Option(min=0, help="Seconds before every API answer.")] = 0.0,
+    other_key: Annotated[
+        list[str] | None, typer.Option(help="Another key of the account; repeatable.")
+    ] = None,
+    rate_limit: Annotated[int, typer.Option(min=1, help="Requests/s per key.")] = 200,
+    account_rate_limit: Annotated[
+        int, typer.Option(min=1, help="Requests/s of all the keys together.")
+    ] = 500,
+    no_limits: Annotated[bool, typer.Option(help="Answer every request: no rate limits.")] = False,
 ) -> None:
-    """Serve a fake Ultravox API on loopback."""
+    """Serve a fake Ultravox API on loopback, limiting requests as the real one does."""
     from app.fakes import ultravox
 
     ultravox.run(
-        port, api_key=api_key, calls=calls, seed=seed, live_every=live_every, latency=latency
+        port,
+        api_key=api_key,
+        calls=calls,
+        other_keys=other_key or (),
+        seed=seed,
+        live_every=live_every,
+        latency=latency,
+        rate_limit=None if no_limits else rate_limit,
+        account_rate_limit=None if no_limits else account_rate_limit,
     )
 
 
@@ -36,12 +52,20 @@ def fake_salesforce(
     client_id: Annotated[str, typer.Option(help="The consumer key it accepts.")] = "demo-client",
     client_secret: Annotated[str, typer.Option(help="The consumer secret.")] = "demo-secret",  # noqa: S107
     refresh_token: Annotated[str, typer.Option(help="The refresh token it accepts.")] = "demo",  # noqa: S107
+    daily_limit: Annotated[
+        int, typer.Option(min=1, help="API requests the org may make today (Sforce-Limit-Info).")
+    ] = 100_000,
 ) -> None:
     """Serve a fake Salesforce org (OAuth and SOQL) on loopback (SALESFORCE_LOGIN_URL)."""
     from app.fakes import salesforce
 
-    salesforce.run(port, client_id=client_id, client_secret=client_secret,
-                   refresh_token=refresh_token)  # fmt: skip
+    salesforce.run(
+        port,
+        client_id=client_id,
+        client_secret=client_secret,
+        refresh_token=refresh_token,
+        daily_limit=daily_limit,
+    )
 
 
 @group.command("bubble")
@@ -55,6 +79,8 @@ def fake_bubble(
         ),
     ],
     token: Annotated[str, typer.Option(help="The admin token it accepts.")] = "bubble-demo-token",  # noqa: S107
+    rate_limit: Annotated[int, typer.Option(min=1, help="Requests per minute it serves.")] = 1000,
+    no_limits: Annotated[bool, typer.Option(help="Answer every request: no rate limit.")] = False,
 ) -> None:
     """Serve a fake Bubble Data API on loopback (BUBBLE_API_BASE_URL=http://127.0.0.1:PORT/api/1.1)."""
     from pydantic import TypeAdapter, ValidationError
@@ -69,7 +95,7 @@ def fake_bubble(
         fail(f"--types: {'.'.join(str(part) for part in first['loc'])}: {first['msg']}")
     except ValueError as error:
         fail(f"--types: {error}")
-    bubble.run(port, token=token, types=declared)
+    bubble.run(port, token=token, types=declared, rate_limit=None if no_limits else rate_limit)
 
 
 @group.command("llm")
@@ -87,8 +113,10 @@ def fake_llm(
 def fake_elevenlabs(
     port: Annotated[int, typer.Option(min=0, max=65535)],
     api_key: Annotated[str, typer.Option(help="The xi-api-key it accepts.")] = "xi-demo-key",
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests it serves at once.")] = 10,
+    no_limits: Annotated[bool, typer.Option(help="Serve any number at once.")] = False,
 ) -> None:
     """Serve a fake ElevenLabs Conversational AI API on loopback (ELEVENLABS_API_BASE_URL)."""
     from app.fakes import elevenlabs
 
-    elevenlabs.run(port, api_key=api_key)
+    elevenlabs.run(port, api_key=api_key, concurrency=None if no_limits else concurrency)

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Text, Uuid, bindparam, select, text
+from sqlalchemy import ColumnElement, Row, Text, Uuid, bindparam, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from app import crypto, queue
+from app import crypto, pauses, queue
 from app.models import Agency, Call, EnrichmentItem, EnrichmentType
 
 # Priority first (lower is sooner), then age: idx_enrichment_queue_pending.
@@ -54,9 +54,17 @@ def claim_enrichment_items(session: Session, *, limit: int, lease: timedelta) ->
     """Lease up to `limit` due items: runs whose lease expired (the lost run counts as an
     attempt; at the last one the item is dead instead), then retries that came due (by
     next_retry_at), then pending items by (priority, created_at), skipping items another
-    transaction has locked. The Lease (the ids and their processing_started_at) makes them
-    ours: completing or failing an item checks it (queue.claim)."""
-    return queue.claim(session, ENRICHMENT_QUEUE, limit=limit, lease=lease)
+    transaction has locked, and the transcripts of an agency whose Ultravox key is wanted
+    (app.pauses). The Lease (the ids and their processing_started_at) makes them ours:
+    completing or failing an item checks it (queue.claim)."""
+    return queue.claim(session, ENRICHMENT_QUEUE, limit=limit, lease=lease, where=_not_paused())
+
+
+def _not_paused() -> ColumnElement[bool]:
+    return or_(
+        EnrichmentItem.type != EnrichmentType.transcript,
+        pauses.not_paused(pauses.ULTRAVOX, Call.agency_id, Call.id == EnrichmentItem.call_id),
+    )
 
 
 def get_work(session: Session, ids: Sequence[uuid.UUID]) -> list[Row[Any]]:

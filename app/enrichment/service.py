@@ -22,7 +22,7 @@ from sqlalchemy import Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from app import agencies, db, drains, http, queue
+from app import agencies, db, drains, http, pauses, queue
 from app.config import Settings, get_settings
 from app.drains import Drained
 from app.enrichment import queries
@@ -30,7 +30,7 @@ from app.enrichment.analyzers import Analyzer, build_analyzer
 from app.enrichment.queries import Enriched
 from app.models import EnrichmentType
 from app.transcripts import Message
-from app.ultravox.client import UltravoxClient
+from app.ultravox.client import UltravoxClient, budget
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,15 @@ MESSAGES = TypeAdapter(list[Message])
 @dataclass(frozen=True)
 class Failed:
     item_id: uuid.UUID
+    reason: str
+
+
+@dataclass(frozen=True)
+class Held:
+    """A transcript waiting for its agency's Ultravox key: given back, no attempt counted."""
+
+    item_id: uuid.UUID
+    agency_id: uuid.UUID
     reason: str
 
 
@@ -62,6 +71,7 @@ def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drai
     if len(lease.ids) == batch_size:
         on_full_batch()
     results = run(work, api_keys)
+    _hold(lease, [r for r in results if isinstance(r, Held)])
     done = [r for r in results if isinstance(r, Enriched)]
     failed = _store(lease, done, [r for r in results if isinstance(r, Failed)], settings)
     failed_ids = {f.item_id for f in failed}
@@ -77,12 +87,12 @@ def _drained(claimed: int, stored: list[EnrichmentType], failed: int) -> Drained
     return Drained(claimed, kinds, failed)
 
 
-def run(work: Sequence[Row[Any]], api_keys: dict[uuid.UUID, str]) -> list[Enriched | Failed]:
+def run(work: Sequence[Row[Any]], api_keys: dict[uuid.UUID, str]) -> list[Enriched | Failed | Held]:
     """Each item's result, up to ENRICHMENT_CONCURRENCY at a time."""
-    clients = {agency_id: _client(key) for agency_id, key in api_keys.items()}
+    clients = {agency_id: _client(agency_id, key) for agency_id, key in api_keys.items()}
     analyzer = _analyzer()
 
-    def enrich(item: Row[Any]) -> Enriched | Failed:
+    def enrich(item: Row[Any]) -> Enriched | Failed | Held:
         return _enrich(item, clients.get(item.agency_id), analyzer)
 
     return list(_pool().map(enrich, work))
@@ -97,11 +107,11 @@ def _pool() -> ThreadPoolExecutor:
 
 
 @lru_cache(maxsize=256)
-def _client(api_key: str) -> UltravoxClient:
+def _client(agency_id: uuid.UUID, api_key: str) -> UltravoxClient:
     settings = get_settings()
     return UltravoxClient(
         settings.ultravox_api_base_url, api_key, connections=settings.enrichment_concurrency,
-        timeout=settings.ultravox_timeout_seconds,
+        timeout=settings.ultravox_timeout_seconds, budget=budget(agency_id, api_key),
     )  # fmt: skip
 
 
@@ -110,23 +120,39 @@ def _analyzer() -> Analyzer:
     return build_analyzer(get_settings())
 
 
-def _enrich(item: Row[Any], client: UltravoxClient | None, analyzer: Analyzer) -> Enriched | Failed:
+def _enrich(
+    item: Row[Any], client: UltravoxClient | None, analyzer: Analyzer
+) -> Enriched | Failed | Held:
     try:
         if item.type == EnrichmentType.transcript:
             if client is None:
-                return Failed(item.id, agencies.NO_ULTRAVOX_API_KEY)
+                return Held(item.id, item.agency_id, agencies.NO_ULTRAVOX_API_KEY)
             messages = client.list_messages(item.ultravox_call_id)
             value: Any = [m.model_dump(mode="json", exclude_none=True) for m in messages]
         else:
             analysis = analyzer.analyze(MESSAGES.validate_python(item.transcript or []))
             value = {**analysis.model_dump(mode="json"), "analyzer": analyzer.name}
     except http.ProviderError as error:
+        if error.status == 401:  # the key is wrong or revoked: waiting, not failing
+            return Held(item.id, item.agency_id, str(error))
         return Failed(item.id, str(error))
     except Exception as error:
         # A bug or a surprise: record it on the item rather than lose the whole batch.
         log.exception("enrichment item %s failed", item.id)
         return Failed(item.id, f"{type(error).__name__}: {error}")
     return Enriched(item.id, item.call_id, item.type, value)
+
+
+def _hold(lease: queue.Lease, held: list[Held]) -> None:
+    """Give the items back and pause their agencies' transcripts until a key is set."""
+    if not held:
+        return
+    with db.session_scope() as session:
+        for item in held:
+            reason = f"{pauses.NEEDS_CREDENTIALS}: {item.reason}"
+            queue.release(session, queries.ENRICHMENT_QUEUE, lease, [item.item_id], reason)
+        for agency_id, reason in {h.agency_id: h.reason for h in held}.items():
+            pauses.pause(session, pauses.ULTRAVOX, reason, agency_id=agency_id)
 
 
 def _store(

@@ -9,6 +9,8 @@ the type lacks, or a value of the wrong type, or the same field twice, is answer
 the app does not have (or has not enabled in the Data API) is answered 404 (§4.3). Bubble's
 `body.status` keywords other than MISSING_DATA, and its exact 400 wording, are unconfirmed.
 
+At most `rate_limit` requests a minute are served (1,000, api-facts §4.4; None: no limit);
+one more is answered 429 with Retry-After. `throttle(times)` answers the next requests 429.
 `fail_nth(n, status=...)` makes the n-th request from now fail, for compensation tests;
 `requests` records every request (time, method, path) for rate checks.
 """
@@ -30,9 +32,11 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from app.fakes import server
+from app.fakes import limits, server
+from app.fakes.faults import Fault, FaultQueue, kinds
 
 BULK_MAX_LINES = 1000
+RATE_LIMIT_PER_MINUTE = 1000  # "starts at 1,000 requests/minute" per app (api-facts §4.4)
 BUILT_IN_FIELDS = ("_id", "Created Date", "Modified Date", "Created By", "Slug")
 DataTypes = dict[str, dict[str, str]]  # data type -> field -> field type
 
@@ -56,8 +60,11 @@ def _refusal(status: int, kind: str, message: str) -> Refused:
 
 
 class FakeBubble:
-    def __init__(self, token: str, types: DataTypes) -> None:
+    def __init__(
+        self, token: str, types: DataTypes, *, rate_limit: int | None = RATE_LIMIT_PER_MINUTE
+    ) -> None:
         self.token = token
+        self.rate = limits.SlidingWindow(rate_limit, seconds=60.0)
         self._declared = copy.deepcopy(types)
         self.types = copy.deepcopy(types)
         self._lock = threading.Lock()
@@ -65,7 +72,7 @@ class FakeBubble:
         self.requests: list[tuple[float, str, str]] = []
         self._fail_at: dict[int, int] = {}
         self._delay_at: dict[int, float] = {}
-        self._throttle = 0
+        self._faults = FaultQueue(kinds("429"))
         self._ids = itertools.count(1)
         self.app = _build_app(self)
 
@@ -86,8 +93,7 @@ class FakeBubble:
 
     def throttle(self, times: int = 1) -> None:
         """The next `times` requests are answered 429."""
-        with self._lock:
-            self._throttle += times
+        self._faults.add(Fault("429", times))
 
     def all(self, type_name: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -105,7 +111,8 @@ class FakeBubble:
             self.requests.clear()
             self._fail_at.clear()
             self._delay_at.clear()
-            self._throttle = 0
+        self._faults.reset()
+        self.rate.reset()
 
     async def _enter(self, request: Request) -> Response | None:
         """Record the request; answer it with an error if one is due."""
@@ -115,8 +122,7 @@ class FakeBubble:
             number = len(self.requests)
             failing = self._fail_at.pop(number, None)
             delay = self._delay_at.pop(number, 0.0)
-            throttled = self._throttle > 0
-            self._throttle -= throttled
+        throttled = self._faults.take() is not None
         if delay:
             await request.body()  # received in full: the work happens even if the caller leaves
             await asyncio.sleep(delay)
@@ -124,6 +130,10 @@ class FakeBubble:
             return _error(401, "UNAUTHORIZED", "Invalid or missing API token")
         if throttled:
             return _error(429, "TOO_MANY_REQUESTS", "Rate limit exceeded")
+        if (wait := limits.admit([(self.rate, "app")])) is not None:
+            answer = _error(429, "TOO_MANY_REQUESTS", "Rate limit exceeded")
+            answer.headers["Retry-After"] = str(wait)
+            return answer
         if failing:
             kind = "ERROR" if failing >= 500 else "INVALID_DATA"
             return _error(failing, kind, f"Injected failure of request {number}")
@@ -291,6 +301,9 @@ def _build_app(fake: FakeBubble) -> FastAPI:
     return app
 
 
-def run(port: int, *, token: str, types: DataTypes) -> None:
+def run(
+    port: int, *, token: str, types: DataTypes, rate_limit: int | None = RATE_LIMIT_PER_MINUTE
+) -> None:
     """Serve a fake app with these data types on 127.0.0.1:`port` until interrupted."""
-    server.run_announced(FakeBubble(token, types).app, port, "Bubble", path="/api/1.1")
+    fake = FakeBubble(token, types, rate_limit=rate_limit)
+    server.run_announced(fake.app, port, "Bubble", path="/api/1.1")

@@ -8,6 +8,8 @@ has the termination reason once it ended, and the analysis (success, summary, da
 evaluation criteria; `set_analysis`) comes with done.
 Faults for the next outbound calls, in FIFO order: "success_false", "422", "429" (detail
 status too_many_concurrent_requests), "500" and "slow" (`seconds` before a normal answer).
+At most `concurrency` requests are served at once (None: no limit); one more is answered 429
+too_many_concurrent_requests, as the real API answers a plan's concurrency exceeded.
 """
 
 from __future__ import annotations
@@ -24,10 +26,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.middleware.base import RequestResponseEndpoint
 
-from app.fakes import server
+from app.fakes import limits, server
+from app.fakes.faults import Fault, FaultQueue, kinds
 
 FAULT_KINDS = ("success_false", "422", "429", "500", "slow")
+# api-facts §2: general API concurrency is 10 requests at once on the Pro plan (2 on Free, 15
+# on Scale); the Conversational AI's own numbers are unconfirmed.
+CONCURRENCY_LIMIT = 10
 STATUSES = ("initiated", "in-progress", "processing", "done")
 REQUIRED = ("agent_id", "agent_phone_number_id", "to_number")
 # What the called person says, turn by turn; the agent answers in between.
@@ -71,11 +78,18 @@ class _Conversation:
 
 
 class FakeElevenLabs:
-    def __init__(self, api_key: str, *, conversation_prefix: str = "conv_fake") -> None:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        conversation_prefix: str = "conv_fake",
+        concurrency: int | None = CONCURRENCY_LIMIT,
+    ) -> None:
         self.api_key = api_key
+        self.concurrency = limits.Concurrency(concurrency)
         self.conversation_prefix = conversation_prefix  # ids stay unique across fakes with another
         self._lock = threading.Lock()
-        self._faults: list[tuple[str, dict[str, Any]]] = []
+        self._faults = FaultQueue(kinds(*FAULT_KINDS))
         self._dials: list[Dial] = []
         self._conversations: dict[str, _Conversation] = {}
         self._ids = itertools.count(1)
@@ -97,10 +111,7 @@ class FakeElevenLabs:
         return sum(1 for dial in self.dials if dial.placed and dial.to_number == number)
 
     def inject(self, kind: str, times: int = 1, **params: Any) -> None:
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        with self._lock:
-            self._faults.extend([(kind, params)] * times)
+        self._faults.add(Fault(kind, times, params))
 
     def set_script(self, conversation_id: str, script: tuple[tuple[str, str], ...]) -> None:
         """What the conversation's transcript will say."""
@@ -123,16 +134,16 @@ class FakeElevenLabs:
             conversation.evaluation = dict(evaluation or {})
 
     def reset(self) -> None:
+        self._faults.reset()
         with self._lock:
-            self._faults.clear()
             self._dials.clear()
             self._conversations.clear()
             self._ids = itertools.count(1)
             self.available = True
 
     def _take_fault(self) -> tuple[str, dict[str, Any]] | None:
-        with self._lock:
-            return self._faults.pop(0) if self._faults else None
+        fault = self._faults.take()
+        return None if fault is None else (fault.kind, fault.params)
 
     def _place(self, body: dict[str, Any]) -> _Conversation:
         with self._lock:
@@ -242,18 +253,22 @@ def _error(status: int, code: str, message: str) -> Response:
 def _build_app(fake: FakeElevenLabs) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
-    def refused(request: Request) -> Response | None:
+    @app.middleware("http")
+    async def refuse(request: Request, call_next: RequestResponseEndpoint) -> Response:
         key = request.headers.get("xi-api-key", "")
         if not hmac.compare_digest(key.encode(), fake.api_key.encode()):
             return _error(401, "invalid_api_key", "Invalid API key")
         if not fake.available:
             return _error(503, "service_unavailable", "The service is temporarily unavailable")
-        return None
+        if not fake.concurrency.enter():
+            return _error(429, "too_many_concurrent_requests", "Too many concurrent requests")
+        try:
+            return await call_next(request)
+        finally:
+            fake.concurrency.leave()
 
     @app.post("/v1/convai/twilio/outbound-call")
     async def outbound_call(request: Request) -> Response:
-        if (answer := refused(request)) is not None:
-            return answer
         body = await request.json()
         missing = [name for name in REQUIRED if not body.get(name)]
         if missing:
@@ -286,8 +301,6 @@ def _build_app(fake: FakeElevenLabs) -> FastAPI:
 
     @app.get("/v1/convai/conversations")
     async def list_conversations(request: Request) -> Response:
-        if (answer := refused(request)) is not None:
-            return answer
         size = min(100, int(request.query_params.get("page_size", 30)))
         start = int(request.query_params.get("cursor") or 0)
         with fake._lock:
@@ -304,9 +317,7 @@ def _build_app(fake: FakeElevenLabs) -> FastAPI:
                              "next_cursor": str(start + size) if more else None})  # fmt: skip
 
     @app.get("/v1/convai/conversations/{conversation_id}")
-    async def get_conversation(conversation_id: str, request: Request) -> Response:
-        if (answer := refused(request)) is not None:
-            return answer
+    async def get_conversation(conversation_id: str) -> Response:
         details = fake._read(conversation_id)
         if details is None:
             return _error(404, "conversation_not_found", "Conversation not found")
@@ -315,6 +326,6 @@ def _build_app(fake: FakeElevenLabs) -> FastAPI:
     return app
 
 
-def run(port: int, *, api_key: str) -> None:
+def run(port: int, *, api_key: str, concurrency: int | None = CONCURRENCY_LIMIT) -> None:
     """Serve the fake on 127.0.0.1:`port` until interrupted."""
-    server.run_announced(FakeElevenLabs(api_key).app, port, "ElevenLabs")
+    server.run_announced(FakeElevenLabs(api_key, concurrency=concurrency).app, port, "ElevenLabs")

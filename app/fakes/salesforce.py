@@ -25,7 +25,8 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.fakes import server
+from app.fakes import limits, server
+from app.fakes.faults import Fault, FaultQueue, kinds
 
 API_VERSION = "v60.0"
 FAULT_KINDS = ("403", "429", "503")
@@ -70,24 +71,29 @@ class FakeSalesforce:
     refresh_token: str
     rotate_refresh_tokens: bool = False
     token_seconds: float = 7200.0
-    daily_limit: int = 100_000
+    daily_limit: int = 100_000  # the org's daily API allocation; every request counts
     records: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {"Contact": [], "Lead": []}
     )
-    used: int = 0
     refreshes: int = 0
     expire_tokens_after: int | None = None  # API requests each new access token may serve
     batch_limit: int | None = None  # the server may answer smaller batches than asked for
     on_page: Callable[[int], None] | None = None  # called with each page's offset, for tests
     _tokens: dict[str, _Token] = field(default_factory=dict)
     _cursors: dict[str, _Cursor] = field(default_factory=dict)
-    _faults: list[str] = field(default_factory=list)
+    _faults: FaultQueue = field(default_factory=lambda: FaultQueue(kinds(*FAULT_KINDS)))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _latest: datetime = datetime(2000, 1, 1, tzinfo=UTC)
 
     def __post_init__(self) -> None:
+        self.allocation = limits.DailyAllocation(self.daily_limit)
         self.app = _build_app(self)
+
+    @property
+    def used(self) -> int:
+        """API requests made today."""
+        return self.allocation.used
 
     @contextmanager
     def serve(self, *, port: int = 0) -> Iterator[server.RunningServer]:
@@ -106,10 +112,7 @@ class FakeSalesforce:
             self._tokens.clear()
 
     def inject(self, kind: str, times: int = 1) -> None:
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        with self._lock:
-            self._faults.extend([kind] * times)
+        self._faults.add(Fault(kind, times))
 
     def add(self, sobject: str, **fields: Any) -> dict[str, Any]:
         """Create or modify a record: it gets a fresh SystemModstamp, as any save does."""
@@ -187,9 +190,9 @@ def _build_app(fake: FakeSalesforce) -> FastAPI:
                 return _errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
             if held.requests_left is not None:
                 held.requests_left -= 1
-            fault = fake._faults.pop(0) if fake._faults else None
-            fake.used += 1
-            over = fake.used > fake.daily_limit
+        taken = fake._faults.take()
+        fault = None if taken is None else taken.kind
+        over = not fake.allocation.use()
         if fault == "429":
             return _errors(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests")
         if fault == "503":
@@ -199,7 +202,8 @@ def _build_app(fake: FakeSalesforce) -> FastAPI:
         return None
 
     def limited(response: Response) -> Response:
-        response.headers["Sforce-Limit-Info"] = f"api-usage={fake.used}/{fake.daily_limit}"
+        allocation = fake.allocation
+        response.headers["Sforce-Limit-Info"] = f"api-usage={allocation.used}/{allocation.limit}"
         return response
 
     @app.get("/services/data/{version}/query")
@@ -309,7 +313,9 @@ def _shape(sobject: str, record: dict[str, Any], fields: list[str]) -> dict[str,
     return out
 
 
-def run(port: int, *, client_id: str, client_secret: str, refresh_token: str) -> None:
+def run(
+    port: int, *, client_id: str, client_secret: str, refresh_token: str, daily_limit: int = 100_000
+) -> None:
     """Serve the fake on 127.0.0.1:`port` until interrupted."""
-    fake = FakeSalesforce(client_id, client_secret, refresh_token)
+    fake = FakeSalesforce(client_id, client_secret, refresh_token, daily_limit=daily_limit)
     server.run_announced(fake.app, port, "Salesforce")

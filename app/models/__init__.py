@@ -18,6 +18,7 @@ from app.models.campaigns import (
     Lead,
 )
 from app.models.integrations import Integration, LeadList, LeadListMember, SyncLog
+from app.models.pauses import ProviderPause
 from app.models.queues import EnrichmentItem, WebhookEvent, WebhookLog
 from app.models.sync_jobs import CronJobLog, CronSchedule, HistoricalSyncJob
 from app.models.sync_queue import SyncOperation, SyncQueueItem
@@ -48,6 +49,7 @@ __all__ = [
     "LeadList",
     "LeadListMember",
     "ProcessingStatus",
+    "ProviderPause",
     "SyncJobStatus",
     "SyncLog",
     "SyncOperation",

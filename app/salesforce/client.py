@@ -44,6 +44,20 @@ class SalesforceRateLimited(SalesforceRetryable):
     """403 REQUEST_LIMIT_EXCEEDED (what core REST sends), 429 or 503: the org's limits."""
 
 
+class SalesforceReserveReached(SalesforceRateLimited):
+    """What is left of the org's daily allocation is the reserve kept for its other users."""
+
+
+def api_usage(limit_info: str | None) -> tuple[int, int] | None:
+    """(used, allocation) from a Sforce-Limit-Info header (`api-usage=18/5000; ...`)."""
+    for part in (limit_info or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        used, _, allocation = value.partition("/")
+        if name == "api-usage" and used.isdigit() and allocation.isdigit():
+            return int(used), int(allocation)
+    return None
+
+
 def error_codes(response: requests.Response) -> list[str]:
     """The errorCode values of Salesforce's error array, if the body is one."""
     try:
@@ -75,7 +89,9 @@ class SalesforceClient:
         *,
         refresh: Callable[[], str],
         session: requests.Session | None = None,
+        reserve_percent: float = 0.0,
     ) -> None:
+        self.reserve_percent = reserve_percent
         self._instance_url = instance_url.rstrip("/")
         self._token = access_token
         self._refresh = refresh
@@ -100,6 +116,7 @@ class SalesforceClient:
     def _get(
         self, url: str, params: dict[str, str] | None, headers: dict[str, str]
     ) -> dict[str, Any]:
+        self._check_reserve()
         try:
             return self._get_once(url, params, headers)
         except SalesforceSessionExpired:
@@ -122,6 +139,21 @@ class SalesforceClient:
         except (ValueError, KeyError, TypeError) as error:
             raise SalesforceError(f"malformed query answer from {url}: {error}") from error
         return body
+
+    def _check_reserve(self) -> None:
+        """End the run before the next request once only the reserve is left."""
+        if _reserve_reached(api_usage(self.limit_info), self.reserve_percent):
+            raise SalesforceReserveReached(
+                f"the org's daily API allocation is down to its {self.reserve_percent:g}% "
+                f"reserve ({self.limit_info})"
+            )
+
+
+def _reserve_reached(usage: tuple[int, int] | None, percent: float) -> bool:
+    if usage is None:
+        return False
+    used, allocation = usage
+    return allocation - used <= allocation * percent / 100
 
 
 def refresh_access_token(

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from app import crypto, db, errors
+from app import crypto, db, errors, pauses
 from app.models import Integration, LeadList, SyncLog
 
 PROVIDER = "salesforce"
@@ -39,6 +39,7 @@ def connect(
     )  # fmt: skip
     session.add(integration)
     session.flush()
+    pauses.resume(session, pauses.SALESFORCE, business_id=business_id)
     return integration.id
 
 

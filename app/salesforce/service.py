@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from app import crypto, db
+from app import crypto, db, pauses
 from app.config import get_settings
 from app.models import Integration
 from app.salesforce import queries
@@ -76,7 +76,10 @@ def sync_integration(integration_id: uuid.UUID) -> dict[str, Any]:
     run, status, error = Run(), "success", None
     try:
         client = SalesforceClient(
-            integration.instance_url or "", access, refresh=lambda: _refresh(integration.id)
+            integration.instance_url or "",
+            access,
+            refresh=lambda: _refresh(integration.id),
+            reserve_percent=settings.salesforce_api_reserve_percent,
         )
         with closing(client):
             for sobject in OBJECTS:
@@ -85,6 +88,7 @@ def sync_integration(integration_id: uuid.UUID) -> dict[str, Any]:
         status, error = "failed", str(failure)
         with db.session_scope() as session:
             queries.mark_needs_reauth(session, integration.id, error)
+            pauses.pause(session, pauses.SALESFORCE, error, business_id=integration.business_id)
     except SalesforceRateLimited as failure:
         status, error = "partial", f"stopped by the org's limits; resumes next run: {failure}"
     except SalesforceError as failure:

@@ -10,7 +10,8 @@ from urllib.parse import parse_qs, urlparse
 import requests
 from pydantic import ValidationError
 
-from app import http
+from app import budgets, http
+from app.config import get_settings
 from app.transcripts import Message
 from app.ultravox.schemas import CallsPage, MessagesPage, Page
 from app.validation import first_error
@@ -40,9 +41,11 @@ class UltravoxClient:
         *,
         connections: int = 10,
         timeout: float = 30.0,
+        budget: budgets.Budget | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._budget = budget
         self._session = session or http.build_session(
             self._base_url, {"X-API-Key": api_key}, connections=connections
         )
@@ -95,6 +98,7 @@ class UltravoxClient:
             timeout=self.timeout,
             retryable=UltravoxRetryable,
             fatal=UltravoxError,
+            budget=self._budget,
         )
         try:
             return model.from_body(response.content)
@@ -102,6 +106,21 @@ class UltravoxClient:
             raise UltravoxMalformed(
                 f"malformed page from GET {path}: {first_error(error, root='body')}"
             ) from error
+
+
+def budget(agency_id: uuid.UUID, api_key: str) -> budgets.Rates:
+    """The key's budget shared by every process, then its account's if ULTRAVOX_ACCOUNTS
+    puts the agency in one."""
+    settings = get_settings()
+    headroom = settings.rate_headroom_percent
+    per_key = budgets.usable(settings.ultravox_rate_limit_per_key, headroom)
+    rates = [budgets.Rate(f"ultravox:key:{budgets.key_id(api_key)}", per_key)]
+    accounts = settings.ultravox_accounts.items()
+    account = next((name for name, agencies in accounts if agency_id in agencies), None)
+    if account is not None:
+        per_account = budgets.usable(settings.ultravox_rate_limit_per_account, headroom)
+        rates.append(budgets.Rate(f"ultravox:account:{account}", per_account))
+    return budgets.Rates(rates)
 
 
 def cursor_from_next(next_url: str | None) -> str | None:

@@ -175,6 +175,8 @@ class SyncJobOut(BaseModel):
     started_at: datetime | None
     completed_at: datetime | None
     last_activity_at: datetime | None
+    # The agency's Ultravox work waits for its key (app.pauses): the provider's reason.
+    needs_credentials: str | None = None
 
     @model_validator(mode="after")
     def _progress(self) -> SyncJobOut:

@@ -24,11 +24,11 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from app import agencies, crypto, db
+from app import agencies, crypto, db, pauses
 from app.config import get_settings
-from app.models import SyncJobStatus
+from app.models import HistoricalSyncJob, SyncJobStatus
 from app.ultravox import queries
-from app.ultravox.client import UltravoxClient, cursor_from_next
+from app.ultravox.client import UltravoxClient, budget, cursor_from_next
 from app.ultravox.fetch_ahead import FetchAhead, Fetched, PageFailed
 from app.ultravox.schemas import DEFAULT_MAX_CALLS, BadCall, CallsPage
 
@@ -67,13 +67,24 @@ def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Res
         encrypted = queries.get_encrypted_api_key(session, job.agency_id)
         api_key = crypto.decrypt(session, encrypted)
     if not api_key:
+        needs_key(job_id, agencies.NO_ULTRAVOX_API_KEY)
         return fail_job(job_id, cursor, agencies.NO_ULTRAVOX_API_KEY)
     settings = get_settings()
     client = UltravoxClient(
-        settings.ultravox_api_base_url, api_key, timeout=settings.ultravox_timeout_seconds
+        settings.ultravox_api_base_url,
+        api_key,
+        timeout=settings.ultravox_timeout_seconds,
+        budget=budget(job.agency_id, api_key),
     )
     with closing(client):
         return _run(client, job, cursor, imported, report)
+
+
+def needs_key(job_id: uuid.UUID, reason: str) -> None:
+    """The job's agency has no usable Ultravox key: its Ultravox work pauses (app.pauses)."""
+    with db.session_scope() as session:
+        agency_id = session.get_one(HistoricalSyncJob, job_id).agency_id
+        pauses.pause(session, pauses.ULTRAVOX, reason, agency_id=agency_id)
 
 
 def _run(

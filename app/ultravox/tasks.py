@@ -68,6 +68,8 @@ def process_sync_page(self: Task[Any, Any], job_id: str, cursor: str | None) -> 
         if isinstance(error, UltravoxRetryable) and self.request.retries < PAGE_RETRIES:
             countdown = get_settings().task_retry_seconds
             raise self.retry(args=(job_id, failure.cursor), countdown=countdown) from error
+        if isinstance(error, UltravoxError) and error.status == 401:
+            service.needs_key(job, str(error))
         if isinstance(error, UltravoxError):
             retried = isinstance(error, UltravoxRetryable)
             message = f"{error} (after {PAGE_RETRIES} retries)" if retried else str(error)

@@ -182,6 +182,7 @@ def test_an_agency_without_a_key_fails_its_job(
     job = finished(client, headers, start(client, headers))
     assert (job["status"], job["error_message"]) == ("failed", "Agency API key not configured")
     assert list_requests(fake_ultravox) == []
+    assert job["needs_credentials"] == "Agency API key not configured"
 
 
 def test_a_wrong_key_fails_the_job_without_retrying(
@@ -193,6 +194,7 @@ def test_a_wrong_key_fails_the_job_without_retrying(
     assert job["status"] == "failed"
     assert "HTTP 401" in job["error_message"]
     assert len(list_requests(fake_ultravox)) == 1
+    assert job["needs_credentials"] == job["error_message"]  # its enrichment waits too
 
 
 def test_cancel_lets_the_page_in_flight_land_then_stops(

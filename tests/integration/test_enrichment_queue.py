@@ -208,14 +208,17 @@ def test_failures_retry_with_backoff_until_dead_then_replay(
     wait_for(lambda: items(session)[0].status == ProcessingStatus.completed, what="the replay")
 
 
-def test_an_agency_without_a_key_fails_its_items_with_the_reason(
+def test_an_agency_without_a_key_waits_for_it_with_the_reason(
     session: Session, fake_ultravox: FakeUltravox
 ) -> None:
+    """No attempt is counted: the agency's transcripts pause (tests/integration/test_pauses.py)."""
     agency = make_agency(session, api_key=None)
     [call] = ended_calls(fake_ultravox, 1)
     store_calls(session, agency, [call])
-    assert drain().failed == 1
-    assert items(session)[0].error_message == "Agency API key not configured"
+    assert drain().failed == 0
+    [item] = items(session)
+    assert (item.status, item.attempts) == (ProcessingStatus.pending, 0)
+    assert item.error_message == "needs_credentials: Agency API key not configured"
 
 
 def test_a_transcript_the_database_refuses_fails_alone(

@@ -58,9 +58,11 @@ def test_no_statement_reads_a_whole_queue_table(
     queue_stats.queue_stats(session)
     queue_stats.jobs_in_flight(session)
     sent = list(statements)
-    assert len(sent) == 4
+    assert len(sent) == 5
     connection = session.connection()
     for statement, parameters in sent:
+        if "FROM provider_pauses" in statement:
+            continue  # a handful of rows, not a queue: read whole
         plan = "\n".join(
             row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
         )

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app import crypto, db
+from app.fakes.limits import DailyAllocation
 from app.fakes.salesforce import FakeSalesforce
 from app.models import Integration, Lead, LeadList, LeadListMember, SyncLog
 from app.salesforce import queries, service
@@ -157,6 +158,26 @@ def test_a_run_stopped_by_the_orgs_limits_resumes_without_gaps_or_duplicates(
     assert (first["status"], first["records_processed"]) == ("partial", 400)
     assert "stopped by the org's limits" in first["error_message"]
     fake_salesforce.on_page = None
+    second = sync(integration)
+    assert (second["status"], second["records_processed"]) == ("success", 200)
+    assert len(leads(session)) == 600
+
+
+def test_a_run_ends_early_leaving_the_reserve_of_the_orgs_daily_allocation(
+    session: Session, fake_salesforce: FakeSalesforce
+) -> None:
+    """SALESFORCE_API_RESERVE_PERCENT (10) of the allocation is left to the org's other users:
+    the run stops once Sforce-Limit-Info says only that much is left, and the next day's run
+    goes on from there."""
+    integration = connect(session, fake_salesforce)
+    contacts(fake_salesforce, 600)
+    fake_salesforce.batch_limit = 200
+    fake_salesforce.allocation = DailyAllocation(limit=100, used=88)
+    first = sync(integration)
+    assert (first["status"], first["records_processed"]) == ("partial", 400)
+    assert "down to its 10% reserve (api-usage=90/100)" in first["error_message"]
+    assert fake_salesforce.used == 90  # no request was made into the reserve
+    fake_salesforce.allocation = DailyAllocation(limit=100)  # a new day
     second = sync(integration)
     assert (second["status"], second["records_processed"]) == ("success", 200)
     assert len(leads(session)) == 600

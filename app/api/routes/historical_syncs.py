@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy.orm import Session
 
+from app import pauses
 from app.api.deps import AdminDep, CallerDep, SessionDep
 from app.models import HistoricalSyncJob
 from app.ultravox import operations, queries
@@ -35,10 +36,14 @@ def list_historical_syncs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> SyncJobPage:
-    """The agency's jobs, active and recent, newest first."""
+    """The agency's jobs, active and recent, newest first; `needs_credentials` as for one job."""
     jobs, total = queries.list_sync_jobs(session, caller.agency_id, limit=limit, offset=offset)
+    waiting = pauses.reason_for(session, pauses.ULTRAVOX, caller.agency_id)
     return SyncJobPage(
-        jobs=[SyncJobOut.model_validate(job) for job in jobs],
+        jobs=[
+            SyncJobOut.model_validate(job).model_copy(update={"needs_credentials": waiting})
+            for job in jobs
+        ],
         limit=limit,
         offset=offset,
         total=total,
@@ -47,7 +52,10 @@ def list_historical_syncs(
 
 @router.get("/{job_id}")
 def get_historical_sync(job_id: uuid.UUID, session: SessionDep, caller: CallerDep) -> SyncJobOut:
-    return SyncJobOut.model_validate(_get_job(session, caller.agency_id, job_id))
+    """The job, and why the agency's Ultravox work waits, if it does (`needs_credentials`)."""
+    job = SyncJobOut.model_validate(_get_job(session, caller.agency_id, job_id))
+    job.needs_credentials = pauses.reason_for(session, pauses.ULTRAVOX, caller.agency_id)
+    return job
 
 
 @router.post("/{job_id}/cancel")
