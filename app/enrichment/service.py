@@ -30,7 +30,7 @@ from app.enrichment.analyzers import Analyzer, build_analyzer
 from app.enrichment.queries import Enriched
 from app.models import EnrichmentType
 from app.transcripts import Message
-from app.ultravox.client import UltravoxClient, budget
+from app.ultravox_api.client import UltravoxClient, budget
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.ultravox.client import cursor_from_next
-from app.ultravox.schemas import CALLS_PER_BATCH, CallsPage
+from app.ultravox.schemas import CALLS_PER_BATCH
+from app.ultravox_api.client import cursor_from_next
+from app.ultravox_api.schemas import CallsPage
 
 PAGES_PER_BATCH = 20  # at most this many pages are stored together
 

@@ -28,9 +28,10 @@ from app import agencies, crypto, db, pauses
 from app.config import get_settings
 from app.models import HistoricalSyncJob, SyncJobStatus
 from app.ultravox import queries
-from app.ultravox.client import UltravoxClient, budget, cursor_from_next
 from app.ultravox.fetch_ahead import FetchAhead, Fetched, PageFailed
-from app.ultravox.schemas import DEFAULT_MAX_CALLS, BadCall, CallsPage
+from app.ultravox.schemas import DEFAULT_MAX_CALLS
+from app.ultravox_api.client import UltravoxClient, budget, cursor_from_next
+from app.ultravox_api.schemas import BadCall, CallsPage
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from app import cron_logs, db, drains
 from app.celery import Queue, app, periodic_task
 from app.config import get_settings
 from app.ultravox import queries, service
-from app.ultravox.client import UltravoxError, UltravoxRetryable
 from app.ultravox.fetch_ahead import PageFailed
+from app.ultravox_api.client import UltravoxError, UltravoxRetryable
 
 CLAIM_BATCH = 3  # seed 000: each invocation processes up to 3 jobs
 PAGE_RETRIES = 3

@@ -26,7 +26,7 @@ from app import migrations
 from app.config import get_settings
 from app.fakes import server
 from app.fakes.ultravox import FakeUltravox, call_at, send_webhook
-from app.ultravox.client import UltravoxClient, cursor_from_next
+from app.ultravox_api.client import UltravoxClient, cursor_from_next
 from tests import supabase
 from tests.conftest import ULTRAVOX_API_KEY
 from tests.helpers import ROOT, Worker, beat, wait_for

@@ -15,7 +15,7 @@ import pytest
 
 from app import budgets
 from app.fakes.ultravox import FakeUltravox
-from app.ultravox.client import UltravoxClient, budget
+from app.ultravox_api.client import UltravoxClient, budget
 from tests.conftest import ULTRAVOX_API_KEY
 
 pytestmark = pytest.mark.usefixtures("clean_tables")

@@ -17,7 +17,7 @@ from app.enrichment import queries, service
 from app.fakes.ultravox import FakeUltravox, generate_calls
 from app.models import Call, EnrichmentItem, EnrichmentType, ProcessingStatus
 from app.ultravox import queries as ultravox_queries
-from app.ultravox.client import UltravoxClient
+from app.ultravox_api.client import UltravoxClient
 from tests.conftest import ULTRAVOX_API_KEY
 from tests.helpers import make_agency, wait_for
 from tests.integration.test_cli import callsync

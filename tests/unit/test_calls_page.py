@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.fakes.ultravox import BAD_RECORDS, generate_calls
-from app.ultravox.schemas import BadCall, CallsPage
+from app.ultravox_api.schemas import BadCall, CallsPage
 
 CALLS = generate_calls(5, live_every=0)
 

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from app.fakes.ultravox import generate_calls
-from app.ultravox.client import UltravoxRetryable
 from app.ultravox.fetch_ahead import PAGES_PER_BATCH, FetchAhead, Fetched, PageFailed
-from app.ultravox.schemas import CallsPage
+from app.ultravox_api.client import UltravoxRetryable
+from app.ultravox_api.schemas import CallsPage
 from tests.helpers import wait_for
 
 CALLS = generate_calls(2000, live_every=0)

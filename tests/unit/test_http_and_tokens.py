@@ -12,7 +12,7 @@ import requests
 
 from app import http, security
 from app.config import get_settings
-from app.ultravox.client import cursor_from_next
+from app.ultravox_api.client import cursor_from_next
 
 
 def response_with(retry_after: str) -> requests.Response:

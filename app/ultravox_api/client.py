@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from app import budgets, http
 from app.config import get_settings
 from app.transcripts import Message
-from app.ultravox.schemas import CallsPage, MessagesPage, Page
+from app.ultravox_api.schemas import CallsPage, MessagesPage, Page
 from app.validation import first_error
 
 MESSAGES_PAGE_SIZE = 100  # the maximum is UNCONFIRMED (api-facts §1.2); most calls fit one page
