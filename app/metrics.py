@@ -66,8 +66,11 @@ def _queue_of(task: Task[Any, Any]) -> str:
 
 def count_finished_tasks() -> None:
     """Count every task's outcome in this process; the Celery app calls this once."""
-    for signal, outcome in ((task_success, "succeeded"), (task_failure, "failed"),
-                            (task_retry, "retried")):  # fmt: skip
+    for signal, outcome in (
+        (task_success, "succeeded"),
+        (task_failure, "failed"),
+        (task_retry, "retried"),
+    ):
 
         def count(sender: Task[Any, Any], outcome: str = outcome, **_: Any) -> None:
             count_task(_queue_of(sender), sender.name, outcome)

@@ -52,21 +52,50 @@ def run(env: Environment, *, transcripts: int) -> list[Row]:
     rate = transcripts / drained
     return [
         ("way", "transcripts", "items/s", "goal", "met"),
-        ("drains: batches on threads, one worker (2 processes)", f"{transcripts:,}",
-         f"{rate:,.0f}", f">= {GOAL_ITEMS_PER_SECOND:.0f} (90% of the key's budget)", met(rate >= GOAL_ITEMS_PER_SECOND)),
-        ("  ... and every analysis too (rules)", f"{transcripts:,}",
-         f"{2 * transcripts / analysed:,.0f}", "", ""),
-        ("sequential: one item at a time", f"{SEQUENTIAL_ITEMS}", f"{sequential:,.1f}",
-         "baseline", ""),
+        (
+            "drains: batches on threads, one worker (2 processes)",
+            f"{transcripts:,}",
+            f"{rate:,.0f}",
+            f">= {GOAL_ITEMS_PER_SECOND:.0f} (90% of the key's budget)",
+            met(rate >= GOAL_ITEMS_PER_SECOND),
+        ),
+        (
+            "  ... and every analysis too (rules)",
+            f"{transcripts:,}",
+            f"{2 * transcripts / analysed:,.0f}",
+            "",
+            "",
+        ),
+        (
+            "sequential: one item at a time",
+            f"{SEQUENTIAL_ITEMS}",
+            f"{sequential:,.1f}",
+            "baseline",
+            "",
+        ),
         ("ratio", "", f"{rate / sequential:,.0f}x", "", ""),
-    ]  # fmt: skip
+    ]
 
 
 @contextmanager
 def _fake_ultravox(env: Environment, calls: int) -> Iterator[None]:
-    command = [sys.executable, "-m", "app.cli", "fake", "ultravox", "--port",
-               env.ultravox_url.rsplit(":", 1)[1], "--calls", str(calls), "--live-every", "0",
-               "--api-key", ULTRAVOX_API_KEY, "--latency", str(LATENCY_SECONDS)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "fake",
+        "ultravox",
+        "--port",
+        env.ultravox_url.rsplit(":", 1)[1],
+        "--calls",
+        str(calls),
+        "--live-every",
+        "0",
+        "--api-key",
+        ULTRAVOX_API_KEY,
+        "--latency",
+        str(LATENCY_SECONDS),
+    ]
     with processes.child(
         "fake-ultravox-slow", command, log_dir=LOG_DIR, ready=lambda log: "serving" in log
     ):

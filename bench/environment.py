@@ -58,8 +58,20 @@ def api_server() -> Iterator[str]:
 
 
 def celery_worker(concurrency: int = 1, queues: str = "default,sync") -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "app", "worker", "-Q", queues,
-            "-c", str(concurrency), "-l", "INFO"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "app",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "-l",
+        "INFO",
+    ]
 
 
 def forget_enrichment() -> None:

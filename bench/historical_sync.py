@@ -19,9 +19,21 @@ GOAL_RATIO = 10
 
 
 def run(env: Environment, *, calls: int, per_call: int) -> list[tuple[str, ...]]:
-    fake = [sys.executable, "-m", "app.cli", "fake", "ultravox", "--port",
-            env.ultravox_url.rsplit(":", 1)[1], "--calls", str(calls), "--live-every", "0",
-            "--api-key", ULTRAVOX_API_KEY]  # fmt: skip
+    fake = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "fake",
+        "ultravox",
+        "--port",
+        env.ultravox_url.rsplit(":", 1)[1],
+        "--calls",
+        str(calls),
+        "--live-every",
+        "0",
+        "--api-key",
+        ULTRAVOX_API_KEY,
+    ]
     with (
         processes.child("fake-ultravox", fake, log_dir=LOG_DIR, ready=lambda log: "serving" in log),
         processes.child(
@@ -33,13 +45,22 @@ def run(env: Environment, *, calls: int, per_call: int) -> list[tuple[str, ...]]
     ratio = batch_rate / per_call_rate
     return [
         ("way", "calls", "calls/s", "goal", "met"),
-        ("page tasks: pages of 50 fetched ahead, stored in batches (1 worker)",
-         f"{calls:,}", f"{batch_rate:,.0f}", f">= {GOAL_CALLS_PER_SECOND:,}",
-         met(batch_rate >= GOAL_CALLS_PER_SECOND)),
-        ("seed's way: one upsert_call_from_sync round trip per call", f"{per_call:,}",
-         f"{per_call_rate:,.0f}", "baseline", ""),
+        (
+            "page tasks: pages of 50 fetched ahead, stored in batches (1 worker)",
+            f"{calls:,}",
+            f"{batch_rate:,.0f}",
+            f">= {GOAL_CALLS_PER_SECOND:,}",
+            met(batch_rate >= GOAL_CALLS_PER_SECOND),
+        ),
+        (
+            "seed's way: one upsert_call_from_sync round trip per call",
+            f"{per_call:,}",
+            f"{per_call_rate:,.0f}",
+            "baseline",
+            "",
+        ),
         ("ratio", "", f"{ratio:.1f}x", f">= {GOAL_RATIO}x", met(ratio >= GOAL_RATIO)),
-    ]  # fmt: skip
+    ]
 
 
 def _agency(name: str) -> uuid.UUID:

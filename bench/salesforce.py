@@ -24,10 +24,19 @@ def run(*, records: int) -> list[Row]:
     os.environ["MAX_RECORDS_PER_SYNC"] = str(records)
     get_settings.cache_clear()
     fake = FakeSalesforce("bench-client", "bench-secret", "bench-refresh")
-    fake.add_many("Contact", [{"FirstName": "Ada", "LastName": f"Contact {n}",
-                               "Email": f"Contact{n}@Example.com",
-                               "Phone": f"(202) 555-{n % 10000:04d}", "AccountName": "Acme"}
-                              for n in range(records)])  # fmt: skip
+    fake.add_many(
+        "Contact",
+        [
+            {
+                "FirstName": "Ada",
+                "LastName": f"Contact {n}",
+                "Email": f"Contact{n}@Example.com",
+                "Phone": f"(202) 555-{n % 10000:04d}",
+                "AccountName": "Acme",
+            }
+            for n in range(records)
+        ],
+    )
     with fake.serve() as running:
         integration = _integration(fake, running.url)
         started = time.perf_counter()
@@ -39,22 +48,46 @@ def run(*, records: int) -> list[Row]:
     single = _upserts(_rows(ROW_BY_ROW), batch=1)
     return [
         ("way", "records", "records/s", "goal", "met"),
-        ("database side: one upsert statement per batch of 2,000", f"{records:,}",
-         f"{bulk:,.0f}", f">= {GOAL_PER_SECOND:,}", met(bulk >= GOAL_PER_SECOND)),
-        ("the whole sync run, fake Salesforce and mapping included", f"{records:,}",
-         f"{whole_run:,.0f}", "", ""),
-        ("row by row: one upsert and commit per record", f"{ROW_BY_ROW:,}", f"{single:,.0f}",
-         "baseline", ""),
+        (
+            "database side: one upsert statement per batch of 2,000",
+            f"{records:,}",
+            f"{bulk:,.0f}",
+            f">= {GOAL_PER_SECOND:,}",
+            met(bulk >= GOAL_PER_SECOND),
+        ),
+        (
+            "the whole sync run, fake Salesforce and mapping included",
+            f"{records:,}",
+            f"{whole_run:,.0f}",
+            "",
+            "",
+        ),
+        (
+            "row by row: one upsert and commit per record",
+            f"{ROW_BY_ROW:,}",
+            f"{single:,.0f}",
+            "baseline",
+            "",
+        ),
         ("ratio (database side)", "", f"{bulk / single:.1f}x", "", ""),
-    ]  # fmt: skip
+    ]
 
 
 def _rows(count: int) -> list[dict[str, Any]]:
     """Mapped leads, as the sync hands them to the database."""
-    return [{"source": "salesforce_contact", "source_id": f"003row{n:011d}", "first_name": "Ada",
-             "last_name": f"Contact {n}", "email": f"contact{n}@example.com",
-             "phone": "+12025550143", "company": "Acme", "do_not_call": False}
-            for n in range(count)]  # fmt: skip
+    return [
+        {
+            "source": "salesforce_contact",
+            "source_id": f"003row{n:011d}",
+            "first_name": "Ada",
+            "last_name": f"Contact {n}",
+            "email": f"contact{n}@example.com",
+            "phone": "+12025550143",
+            "company": "Acme",
+            "do_not_call": False,
+        }
+        for n in range(count)
+    ]
 
 
 def _upserts(rows: list[dict[str, Any]], *, batch: int) -> float:
@@ -71,8 +104,9 @@ def _upserts(rows: list[dict[str, Any]], *, batch: int) -> float:
     started = time.perf_counter()
     for first in range(0, len(rows), batch):
         with db.session_scope() as session:
-            queries.upsert_leads(session, business_id, rows[first : first + batch],
-                                 "Salesforce Contacts")  # fmt: skip
+            queries.upsert_leads(
+                session, business_id, rows[first : first + batch], "Salesforce Contacts"
+            )
     return len(rows) / (time.perf_counter() - started)
 
 
@@ -85,9 +119,12 @@ def _integration(fake: Any, url: str) -> uuid.UUID:
         session.add(business)
         session.flush()
         integration = Integration(
-            business_id=business.id, provider="salesforce", config={"syncEnabled": True},
-            instance_url=url, access_token_encrypted=crypto.encrypt(session, fake.issue_token()),
-        )  # fmt: skip
+            business_id=business.id,
+            provider="salesforce",
+            config={"syncEnabled": True},
+            instance_url=url,
+            access_token_encrypted=crypto.encrypt(session, fake.issue_token()),
+        )
         session.add(integration)
         session.flush()
         return integration.id

@@ -77,14 +77,26 @@ def _ingest(url: str, agency: uuid.UUID, *, seconds: int) -> list[Row]:
         raise SystemExit(f"ingest answered {errors.group(1)} requests with an error:\n{output}")
     ceiling = _pgbench_ceiling(agency, seconds=seconds)
     return [
-        ("(a) ingest, wrk 32 connections, 1 uvicorn worker: requests/s", f"{rps:,.0f}",
-         f">= {INGEST_GOAL_RPS:,}", met(rps >= INGEST_GOAL_RPS)),
-        ("(a) ingest p50 / p99 latency", f"{p50:.1f} / {p99:.1f} ms",
-         f"p99 <= {INGEST_GOAL_P99_MS:.0f} ms", met(p99 <= INGEST_GOAL_P99_MS)),
-        ("(a) pgbench, the same two inserts per transaction, 32 clients: tps",
-         f"{ceiling:,.0f}", "ceiling", ""),
+        (
+            "(a) ingest, wrk 32 connections, 1 uvicorn worker: requests/s",
+            f"{rps:,.0f}",
+            f">= {INGEST_GOAL_RPS:,}",
+            met(rps >= INGEST_GOAL_RPS),
+        ),
+        (
+            "(a) ingest p50 / p99 latency",
+            f"{p50:.1f} / {p99:.1f} ms",
+            f"p99 <= {INGEST_GOAL_P99_MS:.0f} ms",
+            met(p99 <= INGEST_GOAL_P99_MS),
+        ),
+        (
+            "(a) pgbench, the same two inserts per transaction, 32 clients: tps",
+            f"{ceiling:,.0f}",
+            "ceiling",
+            "",
+        ),
         ("(a) ingest / pgbench ceiling", f"{rps / ceiling:.0%}", "", ""),
-    ]  # fmt: skip
+    ]
 
 
 def _write_deliveries(path: Path, agency: uuid.UUID, count: int) -> None:
@@ -144,15 +156,22 @@ def _drains(agency: uuid.UUID, events: int) -> list[Row]:
     batch_200 = _drain(agency, events=events, batch_size=200)
     ratio = batch_200 / noop
     return [
-        ("(b) bare Celery no-op task drain (2 processes): tasks/s", f"{noop:,.0f}",
-         "baseline", ""),
+        ("(b) bare Celery no-op task drain (2 processes): tasks/s", f"{noop:,.0f}", "baseline", ""),
         ("(b) drain, one event per message: events/s", f"{per_event:,.0f}", "", ""),
         (f"(b) drain, batches of 50, {events:,} events: events/s", f"{batch_50:,.0f}", "", ""),
-        (f"(b) drain, batches of 200, {events:,} events: events/s", f"{batch_200:,.0f}",
-         f">= {DRAIN_GOAL_EPS:,}", met(batch_200 >= DRAIN_GOAL_EPS)),
-        ("(b) batches of 200 / no-op drain", f"{ratio:.1f}x", f">= {DRAIN_GOAL_RATIO}x",
-         met(ratio >= DRAIN_GOAL_RATIO)),
-    ]  # fmt: skip
+        (
+            f"(b) drain, batches of 200, {events:,} events: events/s",
+            f"{batch_200:,.0f}",
+            f">= {DRAIN_GOAL_EPS:,}",
+            met(batch_200 >= DRAIN_GOAL_EPS),
+        ),
+        (
+            "(b) batches of 200 / no-op drain",
+            f"{ratio:.1f}x",
+            f">= {DRAIN_GOAL_RATIO}x",
+            met(ratio >= DRAIN_GOAL_RATIO),
+        ),
+    ]
 
 
 def _drain(agency: uuid.UUID, *, events: int, batch_size: int) -> float:
@@ -255,8 +274,11 @@ def _latency(url: str, agency: uuid.UUID, *, rate: int = 50, seconds: int = 10) 
         time.sleep(max(0.0, began + n / rate - time.perf_counter()))
         body = json.dumps({"event": "call.ended", "call": call_at(call, "call.ended")}).encode()
         stamp = datetime.now(UTC).isoformat()
-        headers = {"Content-Type": "application/json", "X-Ultravox-Webhook-Timestamp": stamp,
-                   "X-Ultravox-Webhook-Signature": sign(body, stamp, SECRET)}  # fmt: skip
+        headers = {
+            "Content-Type": "application/json",
+            "X-Ultravox-Webhook-Timestamp": stamp,
+            "X-Ultravox-Webhook-Signature": sign(body, stamp, SECRET),
+        }
         sent[uuid.UUID(call["callId"])] = time.perf_counter()
         http.post(f"{url}/webhooks/ultravox/{agency}", data=body, headers=headers, timeout=10)
     processes.wait_until(lambda: len(seen) >= len(sent), "every call row", timeout=60)
@@ -266,11 +288,13 @@ def _latency(url: str, agency: uuid.UUID, *, rate: int = 50, seconds: int = 10) 
     p50 = statistics.median(latencies)
     p99 = latencies[int(len(latencies) * 0.99) - 1]
     return [
-        (f"(c) POST until the call row is visible, {rate} requests/s: p50 / p99",
-         f"{p50:.1f} / {p99:.1f} ms",
-         f"<= {LATENCY_GOAL_P50_MS:.0f} / {LATENCY_GOAL_P99_MS:.0f} ms",
-         met(p50 <= LATENCY_GOAL_P50_MS and p99 <= LATENCY_GOAL_P99_MS)),
-    ]  # fmt: skip
+        (
+            f"(c) POST until the call row is visible, {rate} requests/s: p50 / p99",
+            f"{p50:.1f} / {p99:.1f} ms",
+            f"<= {LATENCY_GOAL_P50_MS:.0f} / {LATENCY_GOAL_P99_MS:.0f} ms",
+            met(p50 <= LATENCY_GOAL_P50_MS and p99 <= LATENCY_GOAL_P99_MS),
+        ),
+    ]
 
 
 # shared ----------------------------------------------------------------------------------

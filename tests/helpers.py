@@ -62,17 +62,33 @@ class Worker:
 
     def start(self) -> None:
         command = [
-            sys.executable, "-m", "celery", "-A", "app", "worker",
-            "-Q", self.queues, "-c", str(self.concurrency),
-            "--loglevel", "INFO", "--without-mingle", "--without-gossip",
-            "-n", self.name,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "app",
+            "worker",
+            "-Q",
+            self.queues,
+            "-c",
+            str(self.concurrency),
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+            "-n",
+            self.name,
+        ]
         self._starts = self.log_path.read_text().count(" ready.") if self.log_path.exists() else 0
         self._log = self.log_path.open("a")
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         wait_for(self._ready, timeout=60, what="the worker to be ready")
 
     def _ready(self) -> bool:

@@ -20,15 +20,20 @@ def connect(session: Session, fake: FakeSalesforce, *, refresh: str | None = Non
     session.add(business)
     session.flush()
     integration = Integration(
-        business_id=business.id, provider="salesforce", config={"syncEnabled": True},
-        instance_url=URL, access_token_encrypted=crypto.encrypt(session, fake.issue_token()),
+        business_id=business.id,
+        provider="salesforce",
+        config={"syncEnabled": True},
+        instance_url=URL,
+        access_token_encrypted=crypto.encrypt(session, fake.issue_token()),
         refresh_token_encrypted=crypto.encrypt(session, refresh or fake.refresh_token),
-    )  # fmt: skip
+    )
     session.add(integration)
     session.commit()
     return integration.id
 
 
 def contacts(fake: FakeSalesforce, count: int, **fields: Any) -> list[dict[str, Any]]:
-    return [fake.add("Contact", LastName=f"Contact {n}", Phone=f"(202) 555-{n % 10000:04d}",
-                     **fields) for n in range(count)]  # fmt: skip
+    return [
+        fake.add("Contact", LastName=f"Contact {n}", Phone=f"(202) 555-{n % 10000:04d}", **fields)
+        for n in range(count)
+    ]

@@ -30,10 +30,15 @@ depends_on: str | Sequence[str] | None = None
 ENUMS = {
     "campaign_status": ("draft", "active", "paused", "completed"),
     "campaign_lead_status": (
-        "pending", "dialing", "contacted", "failed", "completed", "invalid_number",
+        "pending",
+        "dialing",
+        "contacted",
+        "failed",
+        "completed",
+        "invalid_number",
     ),
     "dial_status": ("reserved", "placed", "failed", "unknown"),
-}  # fmt: skip
+}
 
 IS_VALID_TIMEZONE = """
 CREATE FUNCTION is_valid_timezone(p_name text) RETURNS boolean

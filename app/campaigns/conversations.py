@@ -80,14 +80,16 @@ def sync_conversation(conversation_id: uuid.UUID) -> Synced:
     try:
         details = default_client().get_conversation(external_id)
     except http.ProviderError as error:
-        log.warning("[getConversationHistory] unavailable for %s, trying next run: %s",
-                    external_id, error)  # fmt: skip
+        log.warning(
+            "[getConversationHistory] unavailable for %s, trying next run: %s", external_id, error
+        )
         return Synced(conversation_id, status="unavailable", error=str(error))
     log.info("[getConversationHistory] API returned 200 for %s (%s)", external_id, details.status)
     with db.session_scope() as session:
         added = _store(session, conversation_id, details)
-    log.info("[conversations] update ok id=%s status=%s events=%d", external_id, details.status,
-             added)  # fmt: skip
+    log.info(
+        "[conversations] update ok id=%s status=%s events=%d", external_id, details.status, added
+    )
     return Synced(conversation_id, status=details.status, events_added=added)
 
 

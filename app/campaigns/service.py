@@ -72,25 +72,38 @@ def run_campaign(campaign_id: uuid.UUID, now: datetime) -> CampaignRun:
         campaign = queries.lock_campaign(session, campaign_id)
         if campaign is None:
             return CampaignRun(campaign_id, skipped="no such campaign")
-        log.info("[campaign] id=%s name=%r agent_id=%s", campaign.id, campaign.name,
-                 campaign.agent_id)  # fmt: skip
+        log.info(
+            "[campaign] id=%s name=%r agent_id=%s", campaign.id, campaign.name, campaign.agent_id
+        )
         queries.expire_reservations(
-            session, campaign_id, error=WORKER_STOPPED,
+            session,
+            campaign_id,
+            error=WORKER_STOPPED,
             before=now - timedelta(seconds=settings.dial_lease_seconds),
-        )  # fmt: skip
+        )
         quota = queries.get_quota(session, campaign_id, now)
         remaining = max(0, quota.cap - quota.calls_today)
-        log.info("[quota] campaign=%s cap=%d callsToday=%d remaining=%d", campaign_id, quota.cap,
-                 quota.calls_today, remaining)  # fmt: skip
+        log.info(
+            "[quota] campaign=%s cap=%d callsToday=%d remaining=%d",
+            campaign_id,
+            quota.cap,
+            quota.calls_today,
+            remaining,
+        )
         reservation = queries.reserve_dials(session, campaign_id, limit=remaining, now=now)
     dials = reservation.dials
     for skip in reservation.skipped:
         log.info("[lead] id=%s skipped: %s", skip.lead_id, skip.reason)
     log.info("[leads] campaign=%s limit=%d returned=%d", campaign_id, remaining, len(dials))
     for dial in dials:
-        log.info("[lead] id=%s phone=%s tz=%s window=%s-%s ok=true", dial.lead_id,
-                 mask(dial.phone), dial.timezone, f"{dial.opens:%H:%M}",
-                 f"{dial.closes:%H:%M}")  # fmt: skip
+        log.info(
+            "[lead] id=%s phone=%s tz=%s window=%s-%s ok=true",
+            dial.lead_id,
+            mask(dial.phone),
+            dial.timezone,
+            f"{dial.opens:%H:%M}",
+            f"{dial.closes:%H:%M}",
+        )
     placed = _place_all(campaign, dials)
     return CampaignRun(
         campaign_id,
@@ -145,8 +158,12 @@ def _record_placed(campaign: CampaignView, dial: Dial, call: OutboundCall) -> No
             call_sid=call.call_sid,
             unrecorded=unrecorded,
         )
-    log.info("[campaign_lead] update ok campaign=%s lead=%s attempts=%d status=contacted",
-             campaign.id, dial.lead_id, dial.attempt)  # fmt: skip
+    log.info(
+        "[campaign_lead] update ok campaign=%s lead=%s attempts=%d status=contacted",
+        campaign.id,
+        dial.lead_id,
+        dial.attempt,
+    )
 
 
 def _insert_conversation(

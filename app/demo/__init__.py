@@ -28,13 +28,16 @@ def run(*, calls: int, webhook_calls: int, leads: int, real: RealProviders) -> N
         providers = stack.start_providers(running, console, real, calls=calls, leads=leads)
         api_url = stack.start_processes(running, console, providers)
         demo = flows.set_up(api_url, providers)
-        console.print(f"[bold]agency[/bold] {demo.agency_id}, [bold]business[/bold] "
-                      f"{demo.business_id}")  # fmt: skip
+        console.print(
+            f"[bold]agency[/bold] {demo.agency_id}, [bold]business[/bold] {demo.business_id}"
+        )
         if providers.ultravox is not None:
             flows.send_webhooks(demo, providers.ultravox, webhook_calls)
         else:
-            console.print("real Ultravox: its own webhooks reach "
-                          f"/webhooks/ultravox/{demo.agency_id}; none are simulated")  # fmt: skip
+            console.print(
+                "real Ultravox: its own webhooks reach "
+                f"/webhooks/ultravox/{demo.agency_id}; none are simulated"
+            )
         job = flows.start_sync(demo, max_calls=calls)
         flows.connect_salesforce(demo, providers)
         flows.run_function(demo, "sync-salesforce-leads")

@@ -22,12 +22,22 @@ from app.salesforce import queries as salesforce
 
 WEBHOOK_EVENTS = ("call.started", "call.joined", "call.ended", "call.billed")
 # Candidates for the campaign's timezone: one of them is always in office hours.
-ZONES = ("Europe/London", "Europe/Berlin", "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney",
-         "Pacific/Honolulu", "America/Los_Angeles", "America/New_York")  # fmt: skip
-SIGNUP = {"steps": [
-    {"key": "user", "type": "user", "fields": {"email": "ada@example.org", "name": "Ada"}},
-    {"key": "account", "type": "account", "fields": {"owner": "$user", "plan": "trial"}},
-]}  # fmt: skip
+ZONES = (
+    "Europe/London",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Honolulu",
+    "America/Los_Angeles",
+    "America/New_York",
+)
+SIGNUP = {
+    "steps": [
+        {"key": "user", "type": "user", "fields": {"email": "ada@example.org", "name": "Ada"}},
+        {"key": "account", "type": "account", "fields": {"owner": "$user", "plan": "trial"}},
+    ]
+}
 
 
 @dataclass(frozen=True)
@@ -51,9 +61,11 @@ def set_up(api_url: str, providers: Providers) -> Demo:
     owner = uuid.uuid4()
     with db.session_scope() as session:
         agency_id = agencies.add_agency(
-            session, name="Demo agency", ultravox_api_key=providers.ultravox_api_key,
+            session,
+            name="Demo agency",
+            ultravox_api_key=providers.ultravox_api_key,
             webhook_secret=secret,
-        )  # fmt: skip
+        )
         agencies.add_member(session, agency_id=agency_id, user_id=owner, role=AgencyRole.owner)
         business = Business(name="Demo food bank")
         session.add(business)
@@ -66,8 +78,9 @@ def set_up(api_url: str, providers: Providers) -> Demo:
 def send_webhooks(demo: Demo, fake: FakeUltravox, count: int) -> int:
     """Every lifecycle event of `count` new calls of the fake, as Ultravox signs them, one
     delivered twice; returns how many distinct events were sent."""
-    calls = generate_calls(count, seed=7, start=datetime.now(UTC) - timedelta(hours=1),
-                           live_every=0)  # fmt: skip
+    calls = generate_calls(
+        count, seed=7, start=datetime.now(UTC) - timedelta(hours=1), live_every=0
+    )
     fake.add_calls(calls)  # so that their transcripts can be fetched
     url = f"{demo.api_url}/webhooks/ultravox/{demo.agency_id}"
     for call in calls:
@@ -96,9 +109,11 @@ def sync_job(demo: Demo, job: uuid.UUID) -> dict[str, Any]:
 def connect_salesforce(demo: Demo, providers: Providers) -> None:
     with db.session_scope() as session:
         salesforce.connect(
-            session, demo.business_id, instance_url=providers.salesforce_instance_url,
+            session,
+            demo.business_id,
+            instance_url=providers.salesforce_instance_url,
             refresh_token=providers.salesforce_refresh_token,
-        )  # fmt: skip
+        )
 
 
 def run_function(demo: Demo, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -117,26 +132,40 @@ def start_campaign(demo: Demo) -> None:
     today = datetime.now(zoneinfo.ZoneInfo(zone)).date()
     with db.session_scope() as session:
         campaign = Campaign(
-            business_id=demo.business_id, name="Winter appeal", status=CampaignStatus.active,
-            agent_id="agent_demo", agent_phone_number_id="phnum_demo", timezone=zone,
-            start_date=today, end_date=today + timedelta(days=7),
-            call_window_start=time(9), call_window_end=time(17),
-        )  # fmt: skip
+            business_id=demo.business_id,
+            name="Winter appeal",
+            status=CampaignStatus.active,
+            agent_id="agent_demo",
+            agent_phone_number_id="phnum_demo",
+            timezone=zone,
+            start_date=today,
+            end_date=today + timedelta(days=7),
+            call_window_start=time(9),
+            call_window_end=time(17),
+        )
         session.add(campaign)
         session.flush()
         session.execute(
-            text("INSERT INTO campaign_leads (campaign_id, lead_id)"
-                 " SELECT :campaign, id FROM leads WHERE business_id = :business"),
+            text(
+                "INSERT INTO campaign_leads (campaign_id, lead_id)"
+                " SELECT :campaign, id FROM leads WHERE business_id = :business"
+            ),
             {"campaign": campaign.id, "business": demo.business_id},
-        )  # fmt: skip
+        )
     run_function(demo, "campaign-orchestrator")
 
 
 def queue_signup(demo: Demo) -> None:
     """A signup queued the way the product's trigger would, then one bubble_sync run."""
     with db.session_scope() as session:
-        session.add(SyncQueueItem(table_name="users", record_id=str(demo.business_id),
-                                  operation=SyncOperation.SIGNUP_ATOMIC, payload=SIGNUP))  # fmt: skip
+        session.add(
+            SyncQueueItem(
+                table_name="users",
+                record_id=str(demo.business_id),
+                operation=SyncOperation.SIGNUP_ATOMIC,
+                payload=SIGNUP,
+            )
+        )
     run_function(demo, "bubble_sync", {"action": "process_queue_data_api"})
 
 

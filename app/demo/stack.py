@@ -77,19 +77,26 @@ def start_providers(
     if not (instance_url and refresh_token):
         salesforce = _fake_salesforce(leads)
         instance_url, refresh_token = serve("Salesforce", salesforce), salesforce.refresh_token
-        env.update(SALESFORCE_LOGIN_URL=instance_url, SALESFORCE_CLIENT_ID=salesforce.client_id,
-                   SALESFORCE_CLIENT_SECRET=salesforce.client_secret)  # fmt: skip
+        env.update(
+            SALESFORCE_LOGIN_URL=instance_url,
+            SALESFORCE_CLIENT_ID=salesforce.client_id,
+            SALESFORCE_CLIENT_SECRET=salesforce.client_secret,
+        )
     # A prefix of its own: the demo's database keeps the conversations of earlier runs.
     elevenlabs = FakeElevenLabs(
         secrets.token_urlsafe(16), conversation_prefix=f"conv_demo{secrets.token_hex(4)}_"
     )
-    env.update(ELEVENLABS_API_BASE_URL=serve("ElevenLabs", elevenlabs),
-               ELEVENLABS_API_KEY=elevenlabs.api_key)  # fmt: skip
+    env.update(
+        ELEVENLABS_API_BASE_URL=serve("ElevenLabs", elevenlabs),
+        ELEVENLABS_API_KEY=elevenlabs.api_key,
+    )
     bubble = FakeBubble(secrets.token_urlsafe(16), BUBBLE_TYPES)
-    env.update(BUBBLE_API_BASE_URL=serve("Bubble", bubble) + "/api/1.1",
-               BUBBLE_API_TOKEN=bubble.token)  # fmt: skip
-    return Providers(ultravox_key, ultravox, instance_url, refresh_token, salesforce, elevenlabs,
-                     bubble, env)  # fmt: skip
+    env.update(
+        BUBBLE_API_BASE_URL=serve("Bubble", bubble) + "/api/1.1", BUBBLE_API_TOKEN=bubble.token
+    )
+    return Providers(
+        ultravox_key, ultravox, instance_url, refresh_token, salesforce, elevenlabs, bubble, env
+    )
 
 
 def _fake_ultravox(calls: int) -> tuple[FakeUltravox, str]:
@@ -104,8 +111,13 @@ def _fake_salesforce(leads: int) -> FakeSalesforce:
     """An org holding `leads` contacts with US phone numbers."""
     org = FakeSalesforce("demo-client", secrets.token_urlsafe(16), secrets.token_urlsafe(16))
     for n in range(1, leads + 1):
-        org.add("Contact", FirstName="Donor", LastName=f"No. {n}",
-                Phone=f"(202) 555-{n % 10000:04d}", Email=f"donor{n}@example.org")  # fmt: skip
+        org.add(
+            "Contact",
+            FirstName="Donor",
+            LastName=f"No. {n}",
+            Phone=f"(202) 555-{n % 10000:04d}",
+            Email=f"donor{n}@example.org",
+        )
     return org
 
 
@@ -136,10 +148,19 @@ def _processes(
     yield "beat", [*celery, "beat", "-l", "INFO"], lambda log: "beat: Starting" in log
     yield (
         "api",
-        [sys.executable, "-m", "uvicorn", "app.api.main:create_app", "--factory",
-         "--port", str(api_port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.api.main:create_app",
+            "--factory",
+            "--port",
+            str(api_port),
+            "--log-level",
+            "warning",
+        ],
         lambda _: _answers(f"{api_url}/readyz"),
-    )  # fmt: skip
+    )
 
 
 def _answers(url: str) -> bool:

@@ -63,9 +63,12 @@ class Watch:
     def __init__(self, console: Console, params: dict[str, uuid.UUID]) -> None:
         self.params = params
         self.progress = Progress(
-            TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console,
-        )  # fmt: skip
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
         self.bars = {label: self.progress.add_task(label, total=None) for label in FIGURES}
 
     def until(

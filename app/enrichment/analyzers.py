@@ -25,13 +25,40 @@ TOPIC_WORDS: dict[str, tuple[str, ...]] = {
     "donation": ("donate", "donation", "pledge", "give"),
 }
 POSITIVE = frozenset(
-    ("great", "good", "sure", "thanks", "thank", "yes", "perfect", "happy", "glad", "love",
-     "helpful", "yeah", "okay", "ok")
-)  # fmt: skip
+    (
+        "great",
+        "good",
+        "sure",
+        "thanks",
+        "thank",
+        "yes",
+        "perfect",
+        "happy",
+        "glad",
+        "love",
+        "helpful",
+        "yeah",
+        "okay",
+        "ok",
+    )
+)
 NEGATIVE = frozenset(
-    ("no", "not", "never", "bad", "terrible", "annoyed", "angry", "unhappy", "cancel",
-     "complaint", "wrong", "stop", "hate")
-)  # fmt: skip
+    (
+        "no",
+        "not",
+        "never",
+        "bad",
+        "terrible",
+        "annoyed",
+        "angry",
+        "unhappy",
+        "cancel",
+        "complaint",
+        "wrong",
+        "stop",
+        "hate",
+    )
+)
 
 
 class Analyzer(Protocol):

@@ -110,9 +110,12 @@ def _pool() -> ThreadPoolExecutor:
 def _client(agency_id: uuid.UUID, api_key: str) -> UltravoxClient:
     settings = get_settings()
     return UltravoxClient(
-        settings.ultravox_api_base_url, api_key, connections=settings.enrichment_concurrency,
-        timeout=settings.ultravox_timeout_seconds, budget=budget(agency_id, api_key),
-    )  # fmt: skip
+        settings.ultravox_api_base_url,
+        api_key,
+        connections=settings.enrichment_concurrency,
+        timeout=settings.ultravox_timeout_seconds,
+        budget=budget(agency_id, api_key),
+    )
 
 
 @lru_cache
@@ -193,6 +196,8 @@ def _mark_failed(session: Session, lease: queue.Lease, failure: Failed, settings
         cap=settings.retry_max_seconds,
     )
     log.warning(
-        "enrichment item %s failed (%s): %s", failure.item_id, "retry" if retry else "dead",
+        "enrichment item %s failed (%s): %s",
+        failure.item_id,
+        "retry" if retry else "dead",
         failure.reason,
-    )  # fmt: skip
+    )

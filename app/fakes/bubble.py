@@ -166,8 +166,11 @@ class FakeBubble:
             record_id = f"{int(time.time() * 1000)}x{next(self._ids):018d}"
             now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             self.objects.setdefault(type_name, {})[record_id] = {
-                **fields, "_id": record_id, "Created Date": now, "Modified Date": now,
-            }  # fmt: skip
+                **fields,
+                "_id": record_id,
+                "Created Date": now,
+                "Modified Date": now,
+            }
             return record_id
 
 
@@ -203,13 +206,19 @@ def _fields(raw: bytes) -> dict[str, Any]:
 
 
 def _missing(type_name: str, record_id: str) -> Response:
-    return _error(404, "MISSING_DATA", f"Missing object of type {type_name}: object with id "
-                  f"{record_id} does not exist")  # fmt: skip
+    return _error(
+        404,
+        "MISSING_DATA",
+        f"Missing object of type {type_name}: object with id {record_id} does not exist",
+    )
 
 
 def _matches(record: dict[str, Any], constraints: list[dict[str, Any]]) -> bool:
-    return all(record.get(c["key"]) == c.get("value") for c in constraints
-               if c.get("constraint_type") == "equals")  # fmt: skip
+    return all(
+        record.get(c["key"]) == c.get("value")
+        for c in constraints
+        if c.get("constraint_type") == "equals"
+    )
 
 
 def _build_app(fake: FakeBubble) -> FastAPI:
@@ -265,8 +274,16 @@ def _build_app(fake: FakeBubble) -> FastAPI:
         cursor = int(request.query_params.get("cursor", 0))
         limit = min(100, int(request.query_params.get("limit", 100)))
         page = found[cursor : cursor + limit]
-        return JSONResponse({"response": {"cursor": cursor, "results": page, "count": len(page),
-                                          "remaining": max(0, len(found) - cursor - len(page))}})  # fmt: skip
+        return JSONResponse(
+            {
+                "response": {
+                    "cursor": cursor,
+                    "results": page,
+                    "count": len(page),
+                    "remaining": max(0, len(found) - cursor - len(page)),
+                }
+            }
+        )
 
     @app.get(prefix + "/{type_name}/{record_id}")
     async def get(type_name: str, record_id: str, request: Request) -> Response:

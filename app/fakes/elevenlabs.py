@@ -272,16 +272,19 @@ def _build_app(fake: FakeElevenLabs) -> FastAPI:
         body = await request.json()
         missing = [name for name in REQUIRED if not body.get(name)]
         if missing:
-            detail = [{"loc": ["body", name], "msg": "Field required", "type": "missing"}
-                      for name in missing]  # fmt: skip
+            detail = [
+                {"loc": ["body", name], "msg": "Field required", "type": "missing"}
+                for name in missing
+            ]
             return JSONResponse({"detail": detail}, status_code=422)
         kind, params = fake._take_fault() or ("", {})
         if kind == "slow":
             await asyncio.sleep(float(params.get("seconds", 1)))
         if kind == "422":
             fake._record(body, None)
-            detail = [{"loc": ["body", "to_number"], "msg": "Invalid phone number",
-                       "type": "value_error"}]  # fmt: skip
+            detail = [
+                {"loc": ["body", "to_number"], "msg": "Invalid phone number", "type": "value_error"}
+            ]
             return JSONResponse({"detail": detail}, status_code=422)
         if kind == "429":
             fake._record(body, None)
@@ -291,13 +294,24 @@ def _build_app(fake: FakeElevenLabs) -> FastAPI:
             return _error(500, "internal_error", "An internal error occurred")
         if kind == "success_false":
             fake._record(body, None)
-            return JSONResponse({"success": False, "message": "Failed to initiate the call",
-                                 "conversation_id": None, "callSid": None})  # fmt: skip
+            return JSONResponse(
+                {
+                    "success": False,
+                    "message": "Failed to initiate the call",
+                    "conversation_id": None,
+                    "callSid": None,
+                }
+            )
         conversation = fake._place(body)
         fake._record(body, conversation)
-        return JSONResponse({"success": True, "message": "Success",
-                             "conversation_id": conversation.conversation_id,
-                             "callSid": conversation.call_sid})  # fmt: skip
+        return JSONResponse(
+            {
+                "success": True,
+                "message": "Success",
+                "conversation_id": conversation.conversation_id,
+                "callSid": conversation.call_sid,
+            }
+        )
 
     @app.get("/v1/convai/conversations")
     async def list_conversations(request: Request) -> Response:
@@ -306,15 +320,26 @@ def _build_app(fake: FakeElevenLabs) -> FastAPI:
         with fake._lock:
             chosen = list(fake._conversations.values())[start : start + size + 1]
         summaries = [
-            {"agent_id": c.agent_id, "conversation_id": c.conversation_id,
-             "start_time_unix_secs": c.started, "call_duration_secs": 0,
-             "message_count": 0, "status": STATUSES[min(c.reads, len(STATUSES) - 1)],
-             "call_successful": "unknown", "direction": "outbound"}
+            {
+                "agent_id": c.agent_id,
+                "conversation_id": c.conversation_id,
+                "start_time_unix_secs": c.started,
+                "call_duration_secs": 0,
+                "message_count": 0,
+                "status": STATUSES[min(c.reads, len(STATUSES) - 1)],
+                "call_successful": "unknown",
+                "direction": "outbound",
+            }
             for c in chosen[:size]
-        ]  # fmt: skip
+        ]
         more = len(chosen) > size
-        return JSONResponse({"conversations": summaries, "has_more": more,
-                             "next_cursor": str(start + size) if more else None})  # fmt: skip
+        return JSONResponse(
+            {
+                "conversations": summaries,
+                "has_more": more,
+                "next_cursor": str(start + size) if more else None,
+            }
+        )
 
     @app.get("/v1/convai/conversations/{conversation_id}")
     async def get_conversation(conversation_id: str) -> Response:

@@ -62,10 +62,11 @@ class FaultQueue:
         """From now on, answer each request to `endpoint` with one of `faults` (their `times`
         ignored) with probability `rate`."""
         chosen = tuple(
-            self._validate(replace(f, times=1, params=dict(f.params), on_cursor=None,
-                                   endpoint=endpoint))
+            self._validate(
+                replace(f, times=1, params=dict(f.params), on_cursor=None, endpoint=endpoint)
+            )
             for f in faults
-        )  # fmt: skip
+        )
         with self._lock:
             self._random[endpoint] = (rate, chosen)
             self._rng = random.Random(seed)

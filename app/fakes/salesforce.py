@@ -156,17 +156,25 @@ def _build_app(fake: FakeSalesforce) -> FastAPI:
     async def token(request: Request) -> Response:
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         if form.get("grant_type") != "refresh_token":
-            return JSONResponse({"error": "unsupported_grant_type",
-                                 "error_description": "grant type not supported"}, 400)  # fmt: skip
+            return JSONResponse(
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "grant type not supported",
+                },
+                400,
+            )
         if (form.get("client_id"), form.get("client_secret")) != (
             fake.client_id,
             fake.client_secret,
         ):
-            return JSONResponse({"error": "invalid_client_id",
-                                 "error_description": "client identifier invalid"}, 400)  # fmt: skip
+            return JSONResponse(
+                {"error": "invalid_client_id", "error_description": "client identifier invalid"},
+                400,
+            )
         if form.get("refresh_token") != fake.refresh_token:
-            return JSONResponse({"error": "invalid_grant",
-                                 "error_description": "expired access/refresh token"}, 400)  # fmt: skip
+            return JSONResponse(
+                {"error": "invalid_grant", "error_description": "expired access/refresh token"}, 400
+            )
         fake.refreshes += 1
         body: dict[str, Any] = {
             "access_token": fake.issue_token(),
@@ -288,8 +296,15 @@ def _condition(text: str) -> Any:
         have = record.get(name, False)
         if isinstance(value, datetime):
             have = parse_stamp(have)
-        return bool({"=": have == value, ">": have > value, ">=": have >= value,
-                "<": have < value, "<=": have <= value}[op])  # fmt: skip
+        return bool(
+            {
+                "=": have == value,
+                ">": have > value,
+                ">=": have >= value,
+                "<": have < value,
+                "<=": have <= value,
+            }[op]
+        )
 
     return test
 
@@ -299,15 +314,26 @@ def _sortable(value: Any) -> Any:
 
 
 def _shape(sobject: str, record: dict[str, Any], fields: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"attributes": {"type": sobject,
-                           "url": f"/services/data/{API_VERSION}/sobjects/{sobject}/{record['Id']}"}}  # fmt: skip
+    out: dict[str, Any] = {
+        "attributes": {
+            "type": sobject,
+            "url": f"/services/data/{API_VERSION}/sobjects/{sobject}/{record['Id']}",
+        }
+    }
     for name in fields:
         if name == "Account.Name":
             account = record.get("AccountName")
-            out["Account"] = None if account is None else {
-                "attributes": {"type": "Account", "url": "/services/data/v60.0/sobjects/Account/001fake"},
-                "Name": account,
-            }  # fmt: skip
+            out["Account"] = (
+                None
+                if account is None
+                else {
+                    "attributes": {
+                        "type": "Account",
+                        "url": "/services/data/v60.0/sobjects/Account/001fake",
+                    },
+                    "Name": account,
+                }
+            )
         else:
             out[name] = record.get(name, False if name in ("DoNotCall", "IsConverted") else None)
     return out

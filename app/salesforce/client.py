@@ -128,10 +128,16 @@ class SalesforceClient:
         self, url: str, params: dict[str, str] | None, headers: dict[str, str]
     ) -> dict[str, Any]:
         response = http.send(
-            self._session, "GET", url, params=params, timeout=self.timeout,
+            self._session,
+            "GET",
+            url,
+            params=params,
+            timeout=self.timeout,
             headers={**headers, "Authorization": f"Bearer {self._token}"},
-            retryable=SalesforceRetryable, fatal=SalesforceError, check=_check,
-        )  # fmt: skip
+            retryable=SalesforceRetryable,
+            fatal=SalesforceError,
+            check=_check,
+        )
         self.limit_info = response.headers.get("Sforce-Limit-Info")
         try:
             body: dict[str, Any] = response.json()

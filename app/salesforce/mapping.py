@@ -18,13 +18,20 @@ class SyncedObject:
 
 
 OBJECTS = {
-    "Contact": SyncedObject("salesforce_contact", "Salesforce Contacts",
-                            "Id, FirstName, LastName, Email, Phone, MobilePhone, Account.Name, "
-                            "DoNotCall, SystemModstamp", ""),
-    "Lead": SyncedObject("salesforce_lead", "Salesforce Leads",
-                         "Id, FirstName, LastName, Email, Phone, MobilePhone, Company, DoNotCall, "
-                         "SystemModstamp", "IsConverted = false AND "),
-}  # fmt: skip
+    "Contact": SyncedObject(
+        "salesforce_contact",
+        "Salesforce Contacts",
+        "Id, FirstName, LastName, Email, Phone, MobilePhone, Account.Name, "
+        "DoNotCall, SystemModstamp",
+        "",
+    ),
+    "Lead": SyncedObject(
+        "salesforce_lead",
+        "Salesforce Leads",
+        "Id, FirstName, LastName, Email, Phone, MobilePhone, Company, DoNotCall, SystemModstamp",
+        "IsConverted = false AND ",
+    ),
+}
 
 
 def soql(sobject: str, since: str) -> str:

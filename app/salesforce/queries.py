@@ -34,9 +34,12 @@ def connect(
     """The business's Salesforce integration with sync on; its first run refreshes the access
     token."""
     integration = Integration(
-        business_id=business_id, provider=PROVIDER, config={"syncEnabled": True},
-        instance_url=instance_url, refresh_token_encrypted=crypto.encrypt(session, refresh_token),
-    )  # fmt: skip
+        business_id=business_id,
+        provider=PROVIDER,
+        config={"syncEnabled": True},
+        instance_url=instance_url,
+        refresh_token_encrypted=crypto.encrypt(session, refresh_token),
+    )
     session.add(integration)
     session.flush()
     pauses.resume(session, pauses.SALESFORCE, business_id=business_id)
@@ -44,9 +47,15 @@ def connect(
 
 
 LEAD_COLUMNS = {
-    "source": Text, "source_id": Text, "first_name": Text, "last_name": Text, "email": Text,
-    "phone": Text, "company": Text, "do_not_call": Boolean,
-}  # fmt: skip
+    "source": Text,
+    "source_id": Text,
+    "first_name": Text,
+    "last_name": Text,
+    "email": Text,
+    "phone": Text,
+    "company": Text,
+    "do_not_call": Boolean,
+}
 _UPDATED = ", ".join(f"{c} = EXCLUDED.{c}" for c in list(LEAD_COLUMNS)[2:])
 # The batch arrives as one array per column: a short statement, whatever the batch size.
 # xmax is 0 on a row this statement inserted, and set on one it updated.
@@ -90,8 +99,14 @@ def finish_run(
     session: Session, integration: Integration, log: dict[str, Any], *, synced: bool
 ) -> None:
     """Write the run's sync_logs row and give the lease back."""
-    session.add(SyncLog(integration_id=integration.id, business_id=integration.business_id,
-                        provider=PROVIDER, **log))  # fmt: skip
+    session.add(
+        SyncLog(
+            integration_id=integration.id,
+            business_id=integration.business_id,
+            provider=PROVIDER,
+            **log,
+        )
+    )
     values: dict[str, Any] = {"sync_started_at": None, "updated_at": func.now()}
     if synced:
         values["last_sync_at"] = func.now()
@@ -99,9 +114,13 @@ def finish_run(
 
 
 def save_tokens(
-    session: Session, integration_id: uuid.UUID, *, access: str, refresh: str | None,
+    session: Session,
+    integration_id: uuid.UUID,
+    *,
+    access: str,
+    refresh: str | None,
     instance_url: str | None,
-) -> None:  # fmt: skip
+) -> None:
     """Store a refreshed access token (and a rotated refresh token), encrypted."""
     values: dict[str, Any] = {"access_token_encrypted": crypto.encrypt(session, access)}
     if refresh:

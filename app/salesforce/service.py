@@ -52,12 +52,18 @@ class Run:
         self, status: str, started: datetime, seconds: float, error: str | None
     ) -> dict[str, Any]:
         return {
-            "status": status, "records_processed": self.processed,
-            "records_created": self.created, "records_updated": self.updated,
-            "records_failed": self.failed, "records_skipped": sum(self.skipped.values()),
-            "skip_reasons": dict(self.skipped), "duration_ms": int(seconds * 1000),
-            "error_message": error, "started_at": started, "completed_at": datetime.now(UTC),
-        }  # fmt: skip
+            "status": status,
+            "records_processed": self.processed,
+            "records_created": self.created,
+            "records_updated": self.updated,
+            "records_failed": self.failed,
+            "records_skipped": sum(self.skipped.values()),
+            "skip_reasons": dict(self.skipped),
+            "duration_ms": int(seconds * 1000),
+            "error_message": error,
+            "started_at": started,
+            "completed_at": datetime.now(UTC),
+        }
 
 
 def sync_integration(integration_id: uuid.UUID) -> dict[str, Any]:
@@ -70,8 +76,9 @@ def sync_integration(integration_id: uuid.UUID) -> dict[str, Any]:
         if integration is None:
             return {"integration_id": str(integration_id), "skipped": "running or not enabled"}
         access = crypto.decrypt(session, integration.access_token_encrypted) or ""
-    log.info("[sync] starting integration_id=%s business_id=%s", integration.id,
-             integration.business_id)  # fmt: skip
+    log.info(
+        "[sync] starting integration_id=%s business_id=%s", integration.id, integration.business_id
+    )
     started, clock = datetime.now(UTC), time.monotonic()
     run, status, error = Run(), "success", None
     try:
@@ -100,13 +107,21 @@ def sync_integration(integration_id: uuid.UUID) -> dict[str, Any]:
     row = run.log_row(status, started, time.monotonic() - clock, error)
     with db.session_scope() as session:
         queries.finish_run(session, integration, row, synced=status != "failed")
-    log.info("[sync] completed integration_id=%s status=%s processed=%d created=%d updated=%d "
-             "failed=%d", integration.id, status, run.processed, run.created, run.updated,
-             run.failed)  # fmt: skip
+    log.info(
+        "[sync] completed integration_id=%s status=%s processed=%d created=%d updated=%d failed=%d",
+        integration.id,
+        status,
+        run.processed,
+        run.created,
+        run.updated,
+        run.failed,
+    )
     if error:
         log.warning("[sync] integration_id=%s: %s", integration.id, error)
-    return {"integration_id": str(integration.id), **{k: v for k, v in row.items()
-            if k not in ("started_at", "completed_at")}}  # fmt: skip
+    return {
+        "integration_id": str(integration.id),
+        **{k: v for k, v in row.items() if k not in ("started_at", "completed_at")},
+    }
 
 
 def _sync_object(
@@ -130,8 +145,13 @@ def _sync_object(
             mark = {"SystemModstamp": fresh[-1]["SystemModstamp"], "Id": fresh[-1]["Id"]}
         if run.processed >= cap:
             break
-    log.info("[sync] fetched %ss integration_id=%s count=%d api_usage=%s", sobject,
-             integration.id, fetched, client.limit_info)  # fmt: skip
+    log.info(
+        "[sync] fetched %ss integration_id=%s count=%d api_usage=%s",
+        sobject,
+        integration.id,
+        fetched,
+        client.limit_info,
+    )
 
 
 def _store(integration: Integration, sobject: str, records: list[dict[str, Any]], run: Run) -> None:
@@ -204,9 +224,13 @@ def _refresh(integration_id: uuid.UUID) -> str:
         refresh_token=refresh_token,
     )
     with db.session_scope() as session:
-        queries.save_tokens(session, integration_id, access=token["access_token"],
-                            refresh=token.get("refresh_token"),
-                            instance_url=token.get("instance_url"))  # fmt: skip
+        queries.save_tokens(
+            session,
+            integration_id,
+            access=token["access_token"],
+            refresh=token.get("refresh_token"),
+            instance_url=token.get("instance_url"),
+        )
     log.info("[sync] refreshed the access token integration_id=%s", integration_id)
     return str(token["access_token"])
 

@@ -62,8 +62,9 @@ def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Res
         row = queries.start_page(session, job_id, cursor)
         if row is None:
             return _superseded(job_id, cursor)
-        job = _Job(row.id, row.agency_id, row.max_calls or DEFAULT_MAX_CALLS, row.date_from,
-                   row.date_to)  # fmt: skip
+        job = _Job(
+            row.id, row.agency_id, row.max_calls or DEFAULT_MAX_CALLS, row.date_from, row.date_to
+        )
         imported = row.imported_calls
         encrypted = queries.get_encrypted_api_key(session, job.agency_id)
         api_key = crypto.decrypt(session, encrypted)
@@ -99,9 +100,12 @@ def _run(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ultravox-fetch-ahead") as pool:
         while True:
             ahead = FetchAhead(
-                partial(_fetch, client, job), cursor,
-                max_calls=job.max_calls, imported=imported, deadline=deadline,
-            )  # fmt: skip
+                partial(_fetch, client, job),
+                cursor,
+                max_calls=job.max_calls,
+                imported=imported,
+                deadline=deadline,
+            )
             pool.submit(ahead.run)
             try:
                 while pages := ahead.take():
@@ -208,9 +212,15 @@ def _store_pages(
     unreadable = sum(len(fetched.page.bad) for fetched in pages)
     failed = unreadable + len(refused)
     totals = queries.update_sync_job_progress(
-        session, job.id, cursor=next_cursor, processed=len(calls) + unreadable,
-        imported=imported, skipped=skipped, failed=failed, total=last.page.total,
-    )  # fmt: skip
+        session,
+        job.id,
+        cursor=next_cursor,
+        processed=len(calls) + unreadable,
+        imported=imported,
+        skipped=skipped,
+        failed=failed,
+        total=last.page.total,
+    )
     result: Result = {
         "job_id": str(job.id),
         "status": SyncJobStatus.in_progress.value,

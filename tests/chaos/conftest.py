@@ -150,10 +150,14 @@ def queue_events(agency: uuid.UUID, *, seed: int, events: int) -> int:
     """Every lifecycle event of `events` / 4 calls, queued; returns the number of calls."""
     calls = generate_calls(events // len(LIFECYCLE), seed=seed, live_every=0)
     rows = [
-        {"agency_id": agency, "event_type": event,
-         "payload": {"event": event, "call": call_at(call, event)}}
-        for call in calls for event in LIFECYCLE
-    ]  # fmt: skip
+        {
+            "agency_id": agency,
+            "event_type": event,
+            "payload": {"event": event, "call": call_at(call, event)},
+        }
+        for call in calls
+        for event in LIFECYCLE
+    ]
     with db.session_scope() as setup:
         setup.execute(insert(WebhookEvent), rows)
     return len(calls)
@@ -162,9 +166,11 @@ def queue_events(agency: uuid.UUID, *, seed: int, events: int) -> int:
 def start_sync(api: ApiClient, session: Session) -> uuid.UUID:
     """A new agency's owner starts an import of every call, through the API."""
     owner = make_member(session, make_agency(session), "owner")
-    response = api.post("/api/historical-syncs",
-                        json={"date_to": "2030-01-01T00:00:00Z", "max_calls": 100_000},
-                        headers={"Authorization": f"Bearer {owner}"})  # fmt: skip
+    response = api.post(
+        "/api/historical-syncs",
+        json={"date_to": "2030-01-01T00:00:00Z", "max_calls": 100_000},
+        headers={"Authorization": f"Bearer {owner}"},
+    )
     assert response.status_code == 201, response.text
     return uuid.UUID(response.json()["id"])
 

@@ -33,9 +33,12 @@ from tests.helpers import ApiClient, Worker, events_held, make_agency
 
 
 def kill_as_it_goes(
-    worker: Worker, entry: str, progress: Callable[[], int], total: int,
+    worker: Worker,
+    entry: str,
+    progress: Callable[[], int],
+    total: int,
     in_flight: Callable[[], int],
-) -> list[int]:  # fmt: skip
+) -> list[int]:
     """Each time another slice of the work is done, kill the worker while it holds work, and
     start it again; beat's `entry` ticks meanwhile. The worker is frozen (SIGSTOP) to look:
     it is killed if it holds work (`in_flight()`), else let go on. Returns the work held at
@@ -56,8 +59,9 @@ def kill_as_it_goes(
         return False
 
     while len(held) < KILLS:
-        ticking_until(entry, frozen_holding_work, timeout=120, what="work in flight to kill",
-                      interval=0.005)  # fmt: skip
+        ticking_until(
+            entry, frozen_holding_work, timeout=120, what="work in flight to kill", interval=0.005
+        )
         worker.kill()
         worker.start()
         at_start = progress()
@@ -80,9 +84,11 @@ def test_kill_9_during_a_webhook_drain_loses_no_event_and_applies_none_twice(
         in_flight=events_held,
     )
     ticks = ticking_until(
-        "process-webhook-queue", lambda: count(WebhookEvent, completed) == EVENTS,
-        timeout=300, what="every event to be applied",
-    )  # fmt: skip
+        "process-webhook-queue",
+        lambda: count(WebhookEvent, completed) == EVENTS,
+        timeout=300,
+        what="every event to be applied",
+    )
     worker.wait_idle()
 
     stored = count(Call)
@@ -133,9 +139,11 @@ def test_kill_9_during_a_historical_sync_stores_every_call_once_with_exact_count
         in_flight=lambda: job().processed_calls,
     )
     ticks = ticking_until(
-        "process-historical-sync", lambda: job().status != SyncJobStatus.in_progress,
-        timeout=300, what="the job to finish",
-    )  # fmt: skip
+        "process-historical-sync",
+        lambda: job().status != SyncJobStatus.in_progress,
+        timeout=300,
+        what="the job to finish",
+    )
     worker.wait_idle()
 
     final = job()
@@ -150,9 +158,11 @@ def test_kill_9_during_a_historical_sync_stores_every_call_once_with_exact_count
         f"{final.total_calls:,}, imported {final.imported_calls:,}, skipped "
         f"{final.skipped_calls:,}; {stored:,} calls stored ({distinct:,} distinct); "
         f"{len(pages) - len(set(pages))} pages fetched again after a kill; {ticks} ticks",
-        final.status == SyncJobStatus.completed and stored == distinct == ended
-        and final.imported_calls == ended and final.processed_calls == total,
-    )  # fmt: skip
+        final.status == SyncJobStatus.completed
+        and stored == distinct == ended
+        and final.imported_calls == ended
+        and final.processed_calls == total,
+    )
     assert final.status == SyncJobStatus.completed
     assert final.processed_calls == final.total_calls == total
     assert final.imported_calls == stored == distinct == ended

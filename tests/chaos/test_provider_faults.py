@@ -19,8 +19,11 @@ from tests.helpers import ApiClient, Worker
 CALLS = 5_000 if FULL else 1_000
 RATE = 0.10
 # A timeout is an answer slower than ULTRAVOX_TIMEOUT_SECONDS (1 s in the chaos workers).
-TRANSIENT = [Fault("429", params={"retry_after": 0}), Fault("503"),
-             Fault("slow", params={"seconds": 1.5})]  # fmt: skip
+TRANSIENT = [
+    Fault("429", params={"retry_after": 0}),
+    Fault("503"),
+    Fault("slow", params={"seconds": 1.5}),
+]
 # How each kind shows in the worker's log.
 REASONS = {"429": "429", "5xx": "503", "slow": "no answer within 1s", "malformed": "malformed"}
 
@@ -37,8 +40,9 @@ def test_one_request_in_ten_failing_still_completes_all_the_work(
     # A malformed page fails its sync job by design; on the messages endpoint it fails only
     # that item's attempt, which is retried.
     fake_ultravox.inject_at_random(RATE, TRANSIENT, endpoint="calls", seed=1)
-    fake_ultravox.inject_at_random(RATE, [*TRANSIENT, Fault("malformed")], endpoint="messages",
-                                   seed=2)  # fmt: skip
+    fake_ultravox.inject_at_random(
+        RATE, [*TRANSIENT, Fault("malformed")], endpoint="messages", seed=2
+    )
     worker = chaos_worker("default,sync,enrichment")
     start_sync(api, session)
     replayed = 0
@@ -62,8 +66,9 @@ def test_one_request_in_ten_failing_still_completes_all_the_work(
     ended = sum(1 for call in fake_ultravox.calls if call["ended"] is not None)
     retried_items = count(EnrichmentItem, EnrichmentItem.attempts > 0)
     log = worker.log_path.read_text()
-    injected = dict(sorted((f"{endpoint} {kind}", n)
-                           for (endpoint, kind), n in fake_ultravox.injected.items()))  # fmt: skip
+    injected = dict(
+        sorted((f"{endpoint} {kind}", n) for (endpoint, kind), n in fake_ultravox.injected.items())
+    )
     found = {kind: log.count(reason) for kind, reason in REASONS.items()}
     requests = len(fake_ultravox.requests_seen)
     report(

@@ -29,17 +29,22 @@ def start_services() -> None:
 
 def restart_redis() -> None:
     # Redis runs without persistence: every queued message and drain mark is gone.
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], check=False,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], check=False, capture_output=True
+    )
     start_services()
 
 
 def restart_postgres(down_seconds: float) -> None:
-    clusters = subprocess.run(["pg_lsclusters", "--no-header"], check=True, capture_output=True,
-                              text=True).stdout.split()  # fmt: skip
+    clusters = subprocess.run(
+        ["pg_lsclusters", "--no-header"], check=True, capture_output=True, text=True
+    ).stdout.split()
     version, name = clusters[0], clusters[1]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "stop",
-                    "-m", "fast"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "stop", "-m", "fast"],
+        check=True,
+        capture_output=True,
+    )
     time.sleep(down_seconds)  # the outage itself: PostgreSQL is down for this long
     start_services()
 
@@ -48,8 +53,11 @@ def drain_under(outage: Callable[[], None]) -> tuple[int, int]:
     """Start a drain, cause the outage once a fifth is done; returns the events done when it
     began and when it ended."""
     drains.WEBHOOKS.request()
-    wait_for(lambda: count(WebhookEvent, COMPLETED) >= EVENTS // 5, timeout=60,
-             what="a fifth of the events")  # fmt: skip
+    wait_for(
+        lambda: count(WebhookEvent, COMPLETED) >= EVENTS // 5,
+        timeout=60,
+        what="a fifth of the events",
+    )
     before = count(WebhookEvent, COMPLETED)
     outage()
     return before, count(WebhookEvent, COMPLETED)
@@ -82,8 +90,12 @@ def test_redis_restarted_mid_drain_loses_nothing_and_resumes_within_two_ticks(
             if wait_for_quietly(lambda: count(WebhookEvent, COMPLETED) > before, 15):
                 break
         resumed = count(WebhookEvent, COMPLETED) > before
-        ticking_until("process-webhook-queue", lambda: count(WebhookEvent, COMPLETED) == EVENTS,
-                      timeout=120, what="every event")  # fmt: skip
+        ticking_until(
+            "process-webhook-queue",
+            lambda: count(WebhookEvent, COMPLETED) == EVENTS,
+            timeout=120,
+            what="every event",
+        )
         worker.wait_idle()
     dead, transcripts = assert_all_applied_once(calls)
     restarted = f", the worker restarted after exiting {exits}" if exits else ""
@@ -109,8 +121,12 @@ def test_postgres_restarted_mid_drain_tasks_retry_and_nothing_is_lost(
     worker = chaos_worker("default,webhooks", WEBHOOK_BATCH_SIZE=SMALL_BATCHES)
     before, after = drain_under(lambda: restart_postgres(down_seconds=2))
     session.close()  # its connection died with the server
-    ticking_until("process-webhook-queue", lambda: count(WebhookEvent, COMPLETED) == EVENTS,
-                  timeout=120, what="every event")  # fmt: skip
+    ticking_until(
+        "process-webhook-queue",
+        lambda: count(WebhookEvent, COMPLETED) == EVENTS,
+        timeout=120,
+        what="every event",
+    )
     worker.wait_idle()
     dead, transcripts = assert_all_applied_once(calls)
     retries = worker.log_path.read_text().count("Retry in")

@@ -44,8 +44,16 @@ from tests.conftest import BUBBLE_API_TOKEN, ELEVENLABS_API_KEY, ULTRAVOX_API_KE
 from tests.helpers import ApiClient, Worker, make_agency, make_member, wait_for
 from tests.salesforce import connect, contacts
 
-LOGGED_TABLES = ("webhook_logs", "cron_job_logs", "sync_logs", "webhook_queue",
-                 "enrichment_queue", "sync_queue", "call_logs", "campaign_dials")  # fmt: skip
+LOGGED_TABLES = (
+    "webhook_logs",
+    "cron_job_logs",
+    "sync_logs",
+    "webhook_queue",
+    "enrichment_queue",
+    "sync_queue",
+    "call_logs",
+    "campaign_dials",
+)
 
 
 @pytest.fixture
@@ -94,39 +102,57 @@ def test_no_secret_reaches_a_log_a_log_table_a_message_or_a_result(
     for event in ("call.started", "call.ended"):
         response = send_webhook(url, event, call_at(call, event), webhook_secret)
         assert response.status_code == 204
-    forwarded = {"Authorization": f"Bearer {owner_token}", "Cookie": f"sb={owner_token}",
-                 "Content-Type": "application/json"}  # fmt: skip
+    forwarded = {
+        "Authorization": f"Bearer {owner_token}",
+        "Cookie": f"sb={owner_token}",
+        "Content-Type": "application/json",
+    }
     api.post(f"/webhooks/ultravox/{agency}", data=b"{}", headers=forwarded)
     # A historical sync and its enrichment, through the API.
-    response = api.post("/api/historical-syncs", json={"date_to": "2030-01-01T00:00:00Z"},
-                        headers={"Authorization": f"Bearer {owner_token}"})  # fmt: skip
+    response = api.post(
+        "/api/historical-syncs",
+        json={"date_to": "2030-01-01T00:00:00Z"},
+        headers={"Authorization": f"Bearer {owner_token}"},
+    )
     assert response.status_code == 201
     # A Salesforce sync, a campaign's dial and a Bubble push, from beat's ticks.
     connect(session, fake_salesforce)
     contacts(fake_salesforce, 3)
     enroll(session, all_day(session))
     with db.session_scope() as setup:
-        setup.execute(insert(SyncQueueItem).values(
-            table_name="users", record_id="u1", operation=SyncOperation.INSERT,
-            payload={"_type": "user", "email": "ada@example.org"}))  # fmt: skip
+        setup.execute(
+            insert(SyncQueueItem).values(
+                table_name="users",
+                record_id="u1",
+                operation=SyncOperation.INSERT,
+                payload={"_type": "user", "email": "ada@example.org"},
+            )
+        )
     for entry in ("sync-salesforce-leads", "campaign-orchestrator", "bubble-sync-processor"):
         tick(entry)
     service_token = get_settings().service_token.get_secret_value()  # type: ignore[union-attr]
-    api.post("/functions/v1/process-webhook-queue",
-             headers={"Authorization": f"Bearer {service_token}"})  # fmt: skip
+    api.post(
+        "/functions/v1/process-webhook-queue", headers={"Authorization": f"Bearer {service_token}"}
+    )
 
     def progress() -> dict[str, object]:
         return {
             "sync job": scalar(text("SELECT status FROM historical_sync_jobs")),
-            "open enrichment items": count(EnrichmentItem,
-                                           EnrichmentItem.status != ProcessingStatus.completed),
+            "open enrichment items": count(
+                EnrichmentItem, EnrichmentItem.status != ProcessingStatus.completed
+            ),
             "sync_logs": count(SyncLog),
             "dials": len(fake_elevenlabs.dials),
             "pushed": count(SyncQueueItem, SyncQueueItem.status == ProcessingStatus.completed),
-        }  # fmt: skip
+        }
 
-    done = {"sync job": SyncJobStatus.completed, "open enrichment items": 0, "sync_logs": 1,
-            "dials": 1, "pushed": 1}  # fmt: skip
+    done = {
+        "sync job": SyncJobStatus.completed,
+        "open enrichment items": 0,
+        "sync_logs": 1,
+        "dials": 1,
+        "pushed": 1,
+    }
     try:
         wait_for(lambda: progress() == done, timeout=120, what="every flow to finish")
     except AssertionError as timeout:
@@ -149,8 +175,11 @@ def test_no_secret_reaches_a_log_a_log_table_a_message_or_a_result(
         "a user's bearer token": owner_token,
     }
     with db.session_scope() as reader:
-        tables = "\n".join(str(row) for table in LOGGED_TABLES
-                           for row in reader.execute(text(f"SELECT t::text FROM {table} t")))  # noqa: S608 (constants)  # fmt: skip
+        tables = "\n".join(
+            str(row)
+            for table in LOGGED_TABLES
+            for row in reader.execute(text(f"SELECT t::text FROM {table} t"))  # noqa: S608
+        )
     redis = get_redis()
     results = "\n".join(str(redis.get(key)) for key in redis.scan_iter("celery-task-meta-*"))
     traffic = broker_traffic.read_text()
@@ -161,12 +190,19 @@ def test_no_secret_reaches_a_log_a_log_table_a_message_or_a_result(
         "Celery messages (broker traffic, bodies decoded)": traffic + decoded_messages(traffic),
         "task results": results,
     }
-    leaks = [f"{name} in {where}" for name, needle in needles.items()
-             for where, hay in haystacks.items() if needle in hay]  # fmt: skip
+    leaks = [
+        f"{name} in {where}"
+        for name, needle in needles.items()
+        for where, hay in haystacks.items()
+        if needle in hay
+    ]
     sizes = ", ".join(f"{where} {len(hay):,} chars" for where, hay in haystacks.items())
-    report("secrets in logs, tables, messages, results",
-           f"{len(needles)} secrets used by every flow", f"searched {sizes}: {leaks or 'none'}",
-           not leaks)  # fmt: skip
+    report(
+        "secrets in logs, tables, messages, results",
+        f"{len(needles)} secrets used by every flow",
+        f"searched {sizes}: {leaks or 'none'}",
+        not leaks,
+    )
     assert all(len(hay) > 0 for hay in haystacks.values())
     assert not leaks
 
@@ -180,8 +216,9 @@ def test_the_apis_doors_stay_shut(
 ) -> None:
     agency = make_agency(session)
     owner = make_member(session, agency, "owner")
-    job = api.post("/api/historical-syncs", json={"date_to": "2030-01-01T00:00:00Z"},
-                   headers=bearer(owner)).json()["id"]  # fmt: skip
+    job = api.post(
+        "/api/historical-syncs", json={"date_to": "2030-01-01T00:00:00Z"}, headers=bearer(owner)
+    ).json()["id"]
     stranger = make_member(session, make_agency(session, name="Other"), "owner")
     user = str(security.user_from_token(owner))
     claims = {"sub": user, "aud": "authenticated"}
@@ -190,40 +227,56 @@ def test_the_apis_doors_stay_shut(
     )
     expired = security.create_token(uuid.UUID(user), ttl=timedelta(seconds=-60))
     unsigned = jwt.encode({**claims, "exp": 2**31}, "", "none")
-    tokens = {"wrongly signed": wrong_key, "expired": expired, "unsigned (alg none)": unsigned,
-              "garbage": "not.a.jwt"}  # fmt: skip
+    tokens = {
+        "wrongly signed": wrong_key,
+        "expired": expired,
+        "unsigned (alg none)": unsigned,
+        "garbage": "not.a.jwt",
+    }
     doors: dict[str, Callable[[dict[str, str]], requests.Response]] = {
         "list": lambda h: api.get("/api/historical-syncs", headers=h),
         "read": lambda h: api.get(f"/api/historical-syncs/{job}", headers=h),
-        "start": lambda h: api.post("/api/historical-syncs",
-                                    json={"date_to": "2030-01-01T00:00:00Z"}, headers=h),
+        "start": lambda h: api.post(
+            "/api/historical-syncs", json={"date_to": "2030-01-01T00:00:00Z"}, headers=h
+        ),
         "cancel": lambda h: api.post(f"/api/historical-syncs/{job}/cancel", headers=h),
-    }  # fmt: skip
+    }
     answers: dict[str, int] = {}
     for door, knock in doors.items():
         answers[f"{door}, no token"] = knock({}).status_code
         for kind, token in tokens.items():
             answers[f"{door}, {kind}"] = knock(bearer(token)).status_code
     refused_401 = all(status == 401 for status in answers.values())
-    cross = {"read": api.get(f"/api/historical-syncs/{job}", headers=bearer(stranger)).status_code,
-             "cancel": api.post(f"/api/historical-syncs/{job}/cancel",
-                                headers=bearer(stranger)).status_code}  # fmt: skip
-    still_active = scalar(text("SELECT status FROM historical_sync_jobs WHERE id = :id")
-                          .bindparams(id=job)) != SyncJobStatus.cancelled  # fmt: skip
+    cross = {
+        "read": api.get(f"/api/historical-syncs/{job}", headers=bearer(stranger)).status_code,
+        "cancel": api.post(
+            f"/api/historical-syncs/{job}/cancel", headers=bearer(stranger)
+        ).status_code,
+    }
+    still_active = (
+        scalar(text("SELECT status FROM historical_sync_jobs WHERE id = :id").bindparams(id=job))
+        != SyncJobStatus.cancelled
+    )
     functions = {
         "none": api.post("/functions/v1/process-webhook-queue").status_code,
-        "a user's JWT": api.post("/functions/v1/process-webhook-queue",
-                                 headers=bearer(owner)).status_code,
-        "wrong token": api.post("/functions/v1/bubble_sync", json={"action": "retry_failed"},
-                                headers=bearer("x" * 32)).status_code,
-    }  # fmt: skip
-    report("API authentication and tenancy",
-           f"{len(answers)} requests with no, wrongly signed, expired, unsigned or garbage "
-           "tokens; another agency's owner; /functions/v1 without the service token",
-           f"401 for all {len(answers)}: {refused_401}; other agency read/cancel: {cross}, job "
-           f"untouched: {still_active}; functions: {functions}",
-           refused_401 and set(cross.values()) == {404} and still_active
-           and set(functions.values()) == {401})  # fmt: skip
+        "a user's JWT": api.post(
+            "/functions/v1/process-webhook-queue", headers=bearer(owner)
+        ).status_code,
+        "wrong token": api.post(
+            "/functions/v1/bubble_sync", json={"action": "retry_failed"}, headers=bearer("x" * 32)
+        ).status_code,
+    }
+    report(
+        "API authentication and tenancy",
+        f"{len(answers)} requests with no, wrongly signed, expired, unsigned or garbage "
+        "tokens; another agency's owner; /functions/v1 without the service token",
+        f"401 for all {len(answers)}: {refused_401}; other agency read/cancel: {cross}, job "
+        f"untouched: {still_active}; functions: {functions}",
+        refused_401
+        and set(cross.values()) == {404}
+        and still_active
+        and set(functions.values()) == {401},
+    )
     assert refused_401, answers
     assert cross == {"read": 404, "cancel": 404}
     assert still_active

@@ -29,11 +29,23 @@ EVENTS = 2_000
 def beat(directory: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A real `celery beat` with a schedule file and pid file of its own."""
     directory.mkdir()
-    command = [sys.executable, "-m", "celery", "-A", "app", "beat", "-l", "INFO",
-               "-s", str(directory / "schedule"), f"--pidfile={directory / 'beat.pid'}"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "app",
+        "beat",
+        "-l",
+        "INFO",
+        "-s",
+        str(directory / "schedule"),
+        f"--pidfile={directory / 'beat.pid'}",
+    ]
     with (directory / "beat.log").open("w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=CHAOS_ENV, stdout=log,
-                                   stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=CHAOS_ENV, stdout=log, stderr=subprocess.STDOUT
+        )
         try:
             yield process
         finally:
@@ -43,8 +55,13 @@ def beat(directory: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 def logged_ticks(job_name: str) -> list[CronJobLog]:
     with db.session_scope() as session:
-        runs = list(session.scalars(select(CronJobLog).where(CronJobLog.job_name == job_name,
-                                                             CronJobLog.status == "completed")))  # fmt: skip
+        runs = list(
+            session.scalars(
+                select(CronJobLog).where(
+                    CronJobLog.job_name == job_name, CronJobLog.status == "completed"
+                )
+            )
+        )
         session.expunge_all()
         return runs
 
@@ -59,8 +76,9 @@ def test_two_beats_tick_twice_and_nothing_is_processed_twice(
 ) -> None:
     agency = make_agency(session, webhook_secret="whsec_beats")
     calls = queue_events(agency, seed=31, events=EVENTS)
-    job = HistoricalSyncJob(agency_id=agency, date_to=datetime(2030, 1, 1, tzinfo=UTC),
-                            max_calls=1000)  # fmt: skip
+    job = HistoricalSyncJob(
+        agency_id=agency, date_to=datetime(2030, 1, 1, tzinfo=UTC), max_calls=1000
+    )
     session.add(job)
     session.commit()
     worker = chaos_worker("default,webhooks,sync")
@@ -69,12 +87,23 @@ def test_two_beats_tick_twice_and_nothing_is_processed_twice(
     with ExitStack() as beats:
         for name in ("beat-a", "beat-b"):
             beats.enter_context(beat(tmp_path / name))
-        wait_for(lambda: len(logged_ticks("process-historical-sync")) >= 2
-                 and len(logged_ticks("process-webhook-queue")) >= 2,
-                 timeout=90, what="both beats' ticks")  # fmt: skip
+        wait_for(
+            lambda: (
+                len(logged_ticks("process-historical-sync")) >= 2
+                and len(logged_ticks("process-webhook-queue")) >= 2
+            ),
+            timeout=90,
+            what="both beats' ticks",
+        )
     wait_for(lambda: count(WebhookEvent, COMPLETED) == EVENTS, timeout=60, what="every event")
-    wait_for(lambda: scalar(select(HistoricalSyncJob.status).where(HistoricalSyncJob.id == job.id))
-             == SyncJobStatus.completed, timeout=60, what="the sync job")  # fmt: skip
+    wait_for(
+        lambda: (
+            scalar(select(HistoricalSyncJob.status).where(HistoricalSyncJob.id == job.id))
+            == SyncJobStatus.completed
+        ),
+        timeout=60,
+        what="the sync job",
+    )
     worker.wait_idle()
 
     sync_ticks = logged_ticks("process-historical-sync")

@@ -28,8 +28,9 @@ def tick() -> None:
 def test_a_worker_killed_mid_signup_leaves_no_duplicate_and_no_orphan(
     session: Session, worker: Worker, fake_bubble: FakeBubble
 ) -> None:
-    item = SyncQueueItem(table_name="users", record_id="u1",
-                         operation=SyncOperation.SIGNUP_ATOMIC, payload=SIGNUP)  # fmt: skip
+    item = SyncQueueItem(
+        table_name="users", record_id="u1", operation=SyncOperation.SIGNUP_ATOMIC, payload=SIGNUP
+    )
     session.add(item)
     session.commit()
     fake_bubble.delay_nth(2, 3.0)  # the account's creation is under way when the worker dies
@@ -53,8 +54,11 @@ def finish_the_signup(
     worker.start()
     wait_for(lambda: fake_bubble.all("account"), timeout=10, what="the slow create to land")
     # The dead worker's lease runs out; the next tick takes the item again.
-    session.execute(update(SyncQueueItem).values(
-        processing_started_at=SyncQueueItem.processing_started_at - timedelta(minutes=10)))  # fmt: skip
+    session.execute(
+        update(SyncQueueItem).values(
+            processing_started_at=SyncQueueItem.processing_started_at - timedelta(minutes=10)
+        )
+    )
     session.commit()
     tick()
 

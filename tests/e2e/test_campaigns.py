@@ -32,10 +32,15 @@ def test_beats_tick_dials_the_campaigns_leads(
     leads = [enroll(session, campaign) for _ in range(3)]
     scheduler = Scheduler(app=celery_app, lazy=False)
     scheduler.apply_entry(scheduler.schedule["campaign-orchestrator"])
-    wait_for(lambda: all(fake_elevenlabs.dials_to(lead.phone or "") for lead in leads),
-             timeout=20, what="a call to every lead")  # fmt: skip
-    wait_for(lambda: {d.status for d in dial_rows(session)} == {DialStatus.placed},
-             what="the dials recorded")  # fmt: skip
+    wait_for(
+        lambda: all(fake_elevenlabs.dials_to(lead.phone or "") for lead in leads),
+        timeout=20,
+        what="a call to every lead",
+    )
+    wait_for(
+        lambda: {d.status for d in dial_rows(session)} == {DialStatus.placed},
+        what="the dials recorded",
+    )
     worker.wait_idle()
     logs = session.scalars(select(CallLog)).all()
     assert sorted((log.to_number, log.status) for log in logs) == sorted(

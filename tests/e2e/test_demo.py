@@ -19,15 +19,32 @@ pytestmark = pytest.mark.e2e
 
 # A broker of its own: the demo's worker must not take the other tests' tasks, nor theirs its.
 ENV = {**os.environ, "REDIS_URL": "redis://127.0.0.1:6379/13", "COLUMNS": "200"}
-DEMO = [sys.executable, "-m", "app.cli", "demo", "--calls", "60", "--leads", "5",
-        "--webhook-calls", "5"]  # fmt: skip
+DEMO = [
+    sys.executable,
+    "-m",
+    "app.cli",
+    "demo",
+    "--calls",
+    "60",
+    "--leads",
+    "5",
+    "--webhook-calls",
+    "5",
+]
 
 
 @contextmanager
 def demo_process() -> Iterator[subprocess.Popen[str]]:
     """The demo in a process group of its own, killed whole if the test fails."""
-    demo = subprocess.Popen(DEMO, cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    demo = subprocess.Popen(
+        DEMO,
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         yield demo
     finally:

@@ -38,9 +38,17 @@ class Flower:
 def flower(worker: Worker, tmp_path: Path) -> Iterator[Flower]:
     port = server.free_port()
     command = [
-        sys.executable, "-m", "celery", "-A", "app", "flower", "--address=127.0.0.1",
-        f"--port={port}", "--persistent=False", "--events_enable_interval=500",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "app",
+        "flower",
+        "--address=127.0.0.1",
+        f"--port={port}",
+        "--persistent=False",
+        "--events_enable_interval=500",
+    ]
     # The login comes from the environment, as docker-compose.yml passes it.
     env = {**os.environ, "FLOWER_BASIC_AUTH": ":".join(AUTH)}
     with (tmp_path / "flower.log").open("w") as log:

@@ -33,19 +33,32 @@ def scrape(client: ApiClient) -> dict[tuple[str, frozenset[tuple[str, str]]], fl
     }
 
 
-def sample(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
-           **labels: str) -> float | None:  # fmt: skip
+def sample(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float | None:
     return samples.get((name, frozenset(labels.items())))
 
 
 def test_queue_depth_comes_from_the_tables(api: ApiClient, session: Session) -> None:
-    session.add_all([
-        SyncQueueItem(table_name="t", record_id="1", operation=SyncOperation.INSERT,
-                      created_at=func.now() - timedelta(minutes=5)),
-        SyncQueueItem(table_name="t", record_id="2", operation=SyncOperation.INSERT),
-        SyncQueueItem(table_name="t", record_id="3", operation=SyncOperation.UPDATE,
-                      status=ProcessingStatus.failed, retry_count=3, max_retries=3),
-    ])  # fmt: skip
+    session.add_all(
+        [
+            SyncQueueItem(
+                table_name="t",
+                record_id="1",
+                operation=SyncOperation.INSERT,
+                created_at=func.now() - timedelta(minutes=5),
+            ),
+            SyncQueueItem(table_name="t", record_id="2", operation=SyncOperation.INSERT),
+            SyncQueueItem(
+                table_name="t",
+                record_id="3",
+                operation=SyncOperation.UPDATE,
+                status=ProcessingStatus.failed,
+                retry_count=3,
+                max_retries=3,
+            ),
+        ]
+    )
     session.commit()
     samples = scrape(api)
     rows = "callsync_queue_rows"
@@ -63,8 +76,16 @@ def test_queue_depth_comes_from_the_tables(api: ApiClient, session: Session) -> 
 def test_a_drain_run_by_the_worker_is_counted_with_its_claim_time(
     client: ApiClient, session: Session
 ) -> None:
-    drains_before = sample(scrape(client), "callsync_tasks_total", queue="webhooks", task=DRAIN,
-                           outcome="succeeded") or 0  # fmt: skip
+    drains_before = (
+        sample(
+            scrape(client),
+            "callsync_tasks_total",
+            queue="webhooks",
+            task=DRAIN,
+            outcome="succeeded",
+        )
+        or 0
+    )
     agency = make_agency(session, webhook_secret=SECRET)
     [call] = generate_calls(1, live_every=0)
     url = f"{client.base_url}/webhooks/ultravox/{agency}"
@@ -75,8 +96,9 @@ def test_a_drain_run_by_the_worker_is_counted_with_its_claim_time(
 
     def counted() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
         samples = scrape(client)
-        done = sample(samples, "callsync_tasks_total", queue="webhooks", task=DRAIN,
-                      outcome="succeeded")  # fmt: skip
+        done = sample(
+            samples, "callsync_tasks_total", queue="webhooks", task=DRAIN, outcome="succeeded"
+        )
         return samples if (done or 0) > drains_before else None
 
     samples = wait_for(counted, what="the drain to be counted")
@@ -94,13 +116,18 @@ def test_a_drain_run_by_the_worker_is_counted_with_its_claim_time(
 
 
 def test_a_task_that_raises_is_counted_as_failed(client: ApiClient) -> None:
-    failures = sample(scrape(client), "callsync_tasks_total", queue="webhooks", task=DRAIN,
-                      outcome="failed") or 0  # fmt: skip
+    failures = (
+        sample(
+            scrape(client), "callsync_tasks_total", queue="webhooks", task=DRAIN, outcome="failed"
+        )
+        or 0
+    )
     # A message the task cannot take: the worker runs it, and it raises TypeError.
     celery_app.send_task(DRAIN, args=[str(uuid.uuid4())], queue="webhooks")
 
     def failed() -> float | None:
-        return sample(scrape(client), "callsync_tasks_total", queue="webhooks", task=DRAIN,
-                      outcome="failed")  # fmt: skip
+        return sample(
+            scrape(client), "callsync_tasks_total", queue="webhooks", task=DRAIN, outcome="failed"
+        )
 
     wait_for(lambda: failed() == failures + 1, what="the failure to be counted")

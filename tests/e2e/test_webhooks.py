@@ -96,10 +96,13 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
 ) -> None:
     calls = generate_calls(2000, live_every=0)
     rows = [
-        {"agency_id": agency, "event_type": "call.ended",
-         "payload": {"event": "call.ended", "call": call_at(call, "call.ended")}}
+        {
+            "agency_id": agency,
+            "event_type": "call.ended",
+            "payload": {"event": "call.ended", "call": call_at(call, "call.ended")},
+        }
         for call in calls
-    ]  # fmt: skip
+    ]
     with db.session_scope() as setup:
         setup.execute(insert(WebhookEvent), rows[:1])
     drains.WEBHOOKS.request()
@@ -112,8 +115,11 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
             [{**rows[0], "event_type": "call.billed", "payload": {"call": calls[0]}}],
         )
     with db.get_sessionmaker()() as blocker:
-        blocker.execute(select(Call).where(Call.ultravox_call_id == uuid.UUID(calls[0]["callId"]))
-                        .with_for_update())  # fmt: skip
+        blocker.execute(
+            select(Call)
+            .where(Call.ultravox_call_id == uuid.UUID(calls[0]["callId"]))
+            .with_for_update()
+        )
         drains.WEBHOOKS.request()
         wait_for(lambda: waiting_on_a_lock(session), what="a batch blocked mid-apply")
         in_flight = events_held()

@@ -33,10 +33,22 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def create(tmp_path: Path, *extra: str) -> uuid.UUID:
     result = callsync(
-        "campaign", "create", "--business", "Food Bank", "--name", "Winter appeal",
-        "--agent-id", "agent_fake_1", "--agent-phone-number-id", "phnum_fake_1",
-        "--leads", str(write(tmp_path, LEADS)), "--daily-call-cap", "2", *extra,
-    )  # fmt: skip
+        "campaign",
+        "create",
+        "--business",
+        "Food Bank",
+        "--name",
+        "Winter appeal",
+        "--agent-id",
+        "agent_fake_1",
+        "--agent-phone-number-id",
+        "phnum_fake_1",
+        "--leads",
+        str(write(tmp_path, LEADS)),
+        "--daily-call-cap",
+        "2",
+        *extra,
+    )
     assert result.returncode == 0, result.stderr
     assert "added business 'Food Bank'" in result.stderr
     assert "3 leads enrolled" in result.stderr
@@ -98,9 +110,19 @@ def test_a_bad_file_is_refused_whole_with_every_bad_line_named(
 ) -> None:
     bad = write(tmp_path, "phone,timezone,quality_rating\n+12025550101,Mars/Base,\n,,x\n")
     result = callsync(
-        "campaign", "create", "--business", "Food Bank", "--name", "n", "--agent-id", "a",
-        "--agent-phone-number-id", "p", "--leads", str(bad),
-    )  # fmt: skip
+        "campaign",
+        "create",
+        "--business",
+        "Food Bank",
+        "--name",
+        "n",
+        "--agent-id",
+        "a",
+        "--agent-phone-number-id",
+        "p",
+        "--leads",
+        str(bad),
+    )
     assert result.returncode == 2
     assert f"{bad}:2: timezone: Value error, unknown timezone 'Mars/Base'" in result.stderr
     assert f"{bad}:3: phone: Input should be a valid string" in result.stderr

@@ -56,9 +56,13 @@ def test_dials_the_best_leads_first_up_to_the_daily_cap(
         for q, s in [(1, 90), (5, 10), (3, 50), (5, 80), (None, 99)]
     ]
     assert run(campaign).as_dict() == {  # the task's result
-        "campaign_id": str(campaign.id), "remaining": 3, "reserved": 3, "placed": 3,
-        "failed": 0, "invalid_numbers": 0,
-    }  # fmt: skip
+        "campaign_id": str(campaign.id),
+        "remaining": 3,
+        "reserved": 3,
+        "placed": 3,
+        "failed": 0,
+        "invalid_numbers": 0,
+    }
     assert dialled(fake_elevenlabs, *leads) == [False, True, True, True, False]
     row = enrolment(session, leads[3])
     assert (row.status, row.attempts) == (CampaignLeadStatus.contacted, 1)
@@ -90,14 +94,29 @@ def test_eligibility_rules(session: Session, fake_elevenlabs: FakeElevenLabs) ->
     dnc = enroll(session, campaign, do_not_call=True)
     exhausted = enroll(session, campaign, attempts=3, status=CampaignLeadStatus.failed)
     done = enroll(session, campaign, status=CampaignLeadStatus.completed)
-    recent = enroll(session, campaign, attempts=1, status=CampaignLeadStatus.failed,
-                    last_attempt_at=NOON_ISH - timedelta(hours=23))  # fmt: skip
-    spaced = enroll(session, campaign, attempts=1, status=CampaignLeadStatus.contacted,
-                    last_attempt_at=NOON_ISH - timedelta(hours=25))  # fmt: skip
+    recent = enroll(
+        session,
+        campaign,
+        attempts=1,
+        status=CampaignLeadStatus.failed,
+        last_attempt_at=NOON_ISH - timedelta(hours=23),
+    )
+    spaced = enroll(
+        session,
+        campaign,
+        attempts=1,
+        status=CampaignLeadStatus.contacted,
+        last_attempt_at=NOON_ISH - timedelta(hours=25),
+    )
     run(campaign)
     assert dialled(fake_elevenlabs, eligible, dnc, exhausted, done, recent, spaced) == [
-        True, False, False, False, False, True,
-    ]  # fmt: skip
+        True,
+        False,
+        False,
+        False,
+        False,
+        True,
+    ]
     assert enrolment(session, spaced).attempts == 2
 
 
@@ -112,11 +131,14 @@ def test_do_not_call_leads_are_dialled_when_the_campaign_allows_it(
 
 @pytest.mark.parametrize(
     ("phone", "reason"),
-    [(None, "no phone number"), ("", "no phone number"),
-     ("2025550123", "phone number 2025550123 is not E.164"),
-     ("+1 202 555 0123", "phone number +1 202 555 0123 is not E.164"),
-     ("+0123456789", "phone number +0123456789 is not E.164")],
-)  # fmt: skip
+    [
+        (None, "no phone number"),
+        ("", "no phone number"),
+        ("2025550123", "phone number 2025550123 is not E.164"),
+        ("+1 202 555 0123", "phone number +1 202 555 0123 is not E.164"),
+        ("+0123456789", "phone number +0123456789 is not E.164"),
+    ],
+)
 def test_an_invalid_number_is_skipped_with_the_reason(
     session: Session, fake_elevenlabs: FakeElevenLabs, phone: str | None, reason: str
 ) -> None:
@@ -191,28 +213,53 @@ def test_the_daily_cap_restarts_at_the_campaigns_midnight(
     lead = enroll(session, campaign)
     row = enrolment(session, lead)
     # Midnight in Los Angeles on 2026-01-14 is 08:00 UTC.
-    for attempt, at in enumerate([datetime(2026, 1, 14, 7, 59, tzinfo=UTC),
-                                  datetime(2026, 1, 14, 8, 0, tzinfo=UTC)], start=1):  # fmt: skip
-        session.add(CampaignDial(campaign_id=campaign.id, campaign_lead_id=row.id,
-                                 lead_id=lead.id, attempt=attempt, to_number=lead.phone,
-                                 status=DialStatus.placed, reserved_at=at))  # fmt: skip
+    for attempt, at in enumerate(
+        [datetime(2026, 1, 14, 7, 59, tzinfo=UTC), datetime(2026, 1, 14, 8, 0, tzinfo=UTC)], start=1
+    ):
+        session.add(
+            CampaignDial(
+                campaign_id=campaign.id,
+                campaign_lead_id=row.id,
+                lead_id=lead.id,
+                attempt=attempt,
+                to_number=lead.phone,
+                status=DialStatus.placed,
+                reserved_at=at,
+            )
+        )
     session.commit()
     with db.session_scope() as own:
-        assert queries.get_quota(own, campaign.id, datetime(2026, 1, 14, 7, 59, 59, tzinfo=UTC)
-                                 ).calls_today == 1  # fmt: skip
-        assert queries.get_quota(own, campaign.id, datetime(2026, 1, 14, 18, tzinfo=UTC)
-                                 ).calls_today == 1  # fmt: skip
-        assert queries.get_quota(own, campaign.id, datetime(2026, 1, 15, 7, 59, tzinfo=UTC)
-                                 ).calls_today == 1  # fmt: skip
-        assert queries.get_quota(own, campaign.id, datetime(2026, 1, 15, 8, tzinfo=UTC)
-                                 ).calls_today == 0  # fmt: skip
+        assert (
+            queries.get_quota(
+                own, campaign.id, datetime(2026, 1, 14, 7, 59, 59, tzinfo=UTC)
+            ).calls_today
+            == 1
+        )
+        assert (
+            queries.get_quota(own, campaign.id, datetime(2026, 1, 14, 18, tzinfo=UTC)).calls_today
+            == 1
+        )
+        assert (
+            queries.get_quota(
+                own, campaign.id, datetime(2026, 1, 15, 7, 59, tzinfo=UTC)
+            ).calls_today
+            == 1
+        )
+        assert (
+            queries.get_quota(own, campaign.id, datetime(2026, 1, 15, 8, tzinfo=UTC)).calls_today
+            == 0
+        )
 
 
 @pytest.mark.parametrize(
     ("fault", "message"),
-    [("success_false", "ElevenLabs did not place the call: Failed to initiate the call"),
-     ("422", "HTTP 422"), ("429", "too_many_concurrent_requests"), ("500", "HTTP 500")],
-)  # fmt: skip
+    [
+        ("success_false", "ElevenLabs did not place the call: Failed to initiate the call"),
+        ("422", "HTTP 422"),
+        ("429", "too_many_concurrent_requests"),
+        ("500", "HTTP 500"),
+    ],
+)
 def test_a_failed_dial_records_the_attempt_as_failed(
     session: Session, fake_elevenlabs: FakeElevenLabs, fault: str, message: str
 ) -> None:

@@ -24,13 +24,28 @@ def test_old_completed_rows_and_logs_go_in_batches(session: Session) -> None:
         for n in range(5)
     ]
     items += [
-        SyncQueueItem(table_name="t", record_id="recent", operation=SyncOperation.INSERT,
-                      status=ProcessingStatus.completed, processed_at=recent),
-        SyncQueueItem(table_name="t", record_id="failed", operation=SyncOperation.INSERT,
-                      status=ProcessingStatus.failed, processed_at=old),
-    ]  # fmt: skip
-    session.add_all([*items, CronJobLog(job_name="x", started_at=old),
-                     CronJobLog(job_name="y", started_at=recent)])  # fmt: skip
+        SyncQueueItem(
+            table_name="t",
+            record_id="recent",
+            operation=SyncOperation.INSERT,
+            status=ProcessingStatus.completed,
+            processed_at=recent,
+        ),
+        SyncQueueItem(
+            table_name="t",
+            record_id="failed",
+            operation=SyncOperation.INSERT,
+            status=ProcessingStatus.failed,
+            processed_at=old,
+        ),
+    ]
+    session.add_all(
+        [
+            *items,
+            CronJobLog(job_name="x", started_at=old),
+            CronJobLog(job_name="y", started_at=recent),
+        ]
+    )
     session.commit()
     assert tasks.prune("sync_queue", retention=timedelta(days=30), batch=2) == 5
     assert tasks.prune("cron_job_logs", retention=timedelta(days=30), batch=2) == 1
@@ -40,9 +55,18 @@ def test_old_completed_rows_and_logs_go_in_batches(session: Session) -> None:
 
 
 def test_the_daily_run_reports_what_it_deleted(session: Session) -> None:
-    session.execute(text("INSERT INTO cron_job_logs (job_name, started_at) "
-                         "VALUES ('old', now() - interval '90 days')"))  # fmt: skip
+    session.execute(
+        text(
+            "INSERT INTO cron_job_logs (job_name, started_at) "
+            "VALUES ('old', now() - interval '90 days')"
+        )
+    )
     session.commit()
     result = tasks.cleanup()
-    assert result == {"webhook_queue": 0, "enrichment_queue": 0, "sync_queue": 0,
-                      "webhook_logs": 0, "cron_job_logs": 1}  # fmt: skip
+    assert result == {
+        "webhook_queue": 0,
+        "enrichment_queue": 0,
+        "sync_queue": 0,
+        "webhook_logs": 0,
+        "cron_job_logs": 1,
+    }

@@ -34,12 +34,27 @@ def callsync(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["db", "upgrade"], ["db", "adopt"], ["agency", "add"], ["agency", "add-member"],
-     ["agency", "set-secrets"], ["token"], ["api"], ["fake", "ultravox"], ["sync", "start"],
-     ["sync", "status"], ["sync", "cancel"], ["demo"], ["campaign", "create"],
-     ["campaign", "add-leads"], ["campaign", "show"], ["salesforce", "set-client"],
-     ["bubble", "replay"]],
-)  # fmt: skip
+    [
+        [],
+        ["db", "upgrade"],
+        ["db", "adopt"],
+        ["agency", "add"],
+        ["agency", "add-member"],
+        ["agency", "set-secrets"],
+        ["token"],
+        ["api"],
+        ["fake", "ultravox"],
+        ["sync", "start"],
+        ["sync", "status"],
+        ["sync", "cancel"],
+        ["demo"],
+        ["campaign", "create"],
+        ["campaign", "add-leads"],
+        ["campaign", "show"],
+        ["salesforce", "set-client"],
+        ["bubble", "replay"],
+    ],
+)
 def test_every_command_has_help_even_without_configuration(command: list[str]) -> None:
     bare = {"PATH": os.environ["PATH"], "HOME": "/nonexistent"}
     if "PYTHONPATH" in os.environ:  # the code under test, when it is not the installed one
@@ -53,13 +68,35 @@ def test_every_command_has_help_even_without_configuration(command: list[str]) -
     ("args", "message"),
     [
         (["token", "--user", "nobody"], "Invalid value for '--user': Input should be a valid UUID"),
-        (["agency", "add-member", "--agency", str(uuid.UUID(int=1)), "--user",
-          str(uuid.UUID(int=2)), "--role", "king"], "'king' is not one of"),
+        (
+            [
+                "agency",
+                "add-member",
+                "--agency",
+                str(uuid.UUID(int=1)),
+                "--user",
+                str(uuid.UUID(int=2)),
+                "--role",
+                "king",
+            ],
+            "'king' is not one of",
+        ),
         (["frobnicate"], "No such command 'frobnicate'"),
-        (["sync", "start", "--agency", str(uuid.UUID(int=1)), "--date-to", "2030-01-01",
-          "--max-calls", "0"], "max_calls: Input should be greater than or equal to 1"),
+        (
+            [
+                "sync",
+                "start",
+                "--agency",
+                str(uuid.UUID(int=1)),
+                "--date-to",
+                "2030-01-01",
+                "--max-calls",
+                "0",
+            ],
+            "max_calls: Input should be greater than or equal to 1",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_bad_argument_gets_one_line_and_status_2(args: list[str], message: str) -> None:
     result = callsync(*args)
     assert result.returncode == 2
@@ -77,9 +114,13 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_it() -> None:
     assert result.stderr.count("\n") == 1
     worker = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "app", "inspect", "ping"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
         env={**os.environ, "JWT_SECRET": ""},
-    )  # fmt: skip
+    )
     assert worker.returncode == 2
     assert (
         worker.stderr.strip()
@@ -90,9 +131,15 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_it() -> None:
 
 def test_agency_add_stores_secrets_encrypted_and_prints_only_the_id(session: Session) -> None:
     result = callsync(
-        "agency", "add", "--name", "Acme", "--ultravox-api-key", "uv-secret-1",
-        "--webhook-secret", "whsec-2",
-    )  # fmt: skip
+        "agency",
+        "add",
+        "--name",
+        "Acme",
+        "--ultravox-api-key",
+        "uv-secret-1",
+        "--webhook-secret",
+        "whsec-2",
+    )
     assert result.returncode == 0, result.stderr
     agency_id = uuid.UUID(result.stdout.strip())
     assert "uv-secret-1" not in result.stdout + result.stderr
@@ -106,13 +153,22 @@ def test_agency_add_stores_secrets_encrypted_and_prints_only_the_id(session: Ses
 def test_add_member_and_token(session: Session) -> None:
     agency = make_agency(session)
     user = uuid.uuid4()
-    added = callsync("agency", "add-member", "--agency", str(agency), "--user", str(user),
-                     "--role", "admin")  # fmt: skip
+    added = callsync(
+        "agency", "add-member", "--agency", str(agency), "--user", str(user), "--role", "admin"
+    )
     assert added.returncode == 0, added.stderr
     role = session.scalar(select(AgencyMember.role).where(AgencyMember.user_id == user))
     assert role == AgencyRole.admin
-    missing = callsync("agency", "add-member", "--agency", str(uuid.uuid4()), "--user",
-                       str(user), "--role", "admin")  # fmt: skip
+    missing = callsync(
+        "agency",
+        "add-member",
+        "--agency",
+        str(uuid.uuid4()),
+        "--user",
+        str(user),
+        "--role",
+        "admin",
+    )
     assert (missing.returncode, missing.stderr.startswith("callsync: error: no agency")) == (
         2,
         True,
@@ -124,8 +180,9 @@ def test_add_member_and_token(session: Session) -> None:
 def test_sync_start_status_and_cancel(session: Session, fake_ultravox: FakeUltravox) -> None:
     fake_ultravox.inject("slow", seconds=2, times=10)  # if a worker runs, the job stays active
     agency = make_agency(session)
-    started = callsync("sync", "start", "--agency", str(agency), "--date-to", "2030-01-01",
-                       "--no-watch")  # fmt: skip
+    started = callsync(
+        "sync", "start", "--agency", str(agency), "--date-to", "2030-01-01", "--no-watch"
+    )
     assert started.returncode == 0, started.stderr
     job_id = uuid.UUID(started.stdout.split()[2])
     status = callsync("sync", "status", str(job_id))

@@ -121,16 +121,21 @@ def test_a_missing_call_sid_is_taken_from_the_history(
 
 @pytest.mark.parametrize(
     ("caller", "outcome", "sentiment"),
-    [("NOT INTERESTED, sorry.", "not_interested", -0.6),
-     ("Sure, I'll Donate today.", "donated", 1.0),
-     ("I don't want to donate.", "not_interested", -0.6),
-     ("I'd like to donate.", "donated", 1.0),
-     ("Who is this?", None, 0.0)],
-)  # fmt: skip
+    [
+        ("NOT INTERESTED, sorry.", "not_interested", -0.6),
+        ("Sure, I'll Donate today.", "donated", 1.0),
+        ("I don't want to donate.", "not_interested", -0.6),
+        ("I'd like to donate.", "donated", 1.0),
+        ("Who is this?", None, 0.0),
+    ],
+)
 def test_the_outcome_comes_from_the_callers_words(
-    session: Session, fake_elevenlabs: FakeElevenLabs, caller: str, outcome: str | None,
+    session: Session,
+    fake_elevenlabs: FakeElevenLabs,
+    caller: str,
+    outcome: str | None,
     sentiment: float,
-) -> None:  # fmt: skip
+) -> None:
     conversation = placed_conversation(session)
     script = (("agent", "I'll pledge it for you, shall I?"), ("user", caller))
     fake_elevenlabs.set_script(conversation.conversation_id, script)
@@ -176,16 +181,21 @@ def test_the_lookback_and_the_batch_limit(session: Session) -> None:
     now = datetime.now(UTC)
 
     def add(status: str, updated: datetime, synced: datetime | None = None) -> uuid.UUID:
-        row = Conversation(conversation_id=f"conv_{uuid.uuid4().hex}",
-                           business_id=campaign.business_id, status=status, updated_at=updated,
-                           last_synced_at=synced)  # fmt: skip
+        row = Conversation(
+            conversation_id=f"conv_{uuid.uuid4().hex}",
+            business_id=campaign.business_id,
+            status=status,
+            updated_at=updated,
+            last_synced_at=synced,
+        )
         session.add(row)
         session.flush()
         return row.id
 
     never = add("initiated", now)
-    recent = [add("in-progress", now - timedelta(hours=1), now - timedelta(minutes=n))
-              for n in range(12)]  # fmt: skip
+    recent = [
+        add("in-progress", now - timedelta(hours=1), now - timedelta(minutes=n)) for n in range(12)
+    ]
     add("done", now)
     add("in-progress", now - timedelta(hours=49))
     session.commit()

@@ -17,16 +17,18 @@ AUTH = {"Authorization": f"Bearer {BUBBLE_API_TOKEN}"}
 
 
 def test_records_round_trip_in_bubbles_shapes(fake_bubble: FakeBubble) -> None:
-    created = requests.post(f"{BASE}/rentalunit", json={"name": "Loft", "beds": 2}, headers=AUTH,
-                            timeout=5)  # fmt: skip
+    created = requests.post(
+        f"{BASE}/rentalunit", json={"name": "Loft", "beds": 2}, headers=AUTH, timeout=5
+    )
     assert created.status_code == 201
     record_id = created.json()["id"]
     assert created.json() == {"status": "success", "id": record_id}
     got = requests.get(f"{BASE}/rentalunit/{record_id}", headers=AUTH, timeout=5).json()
     assert got["response"]["name"] == "Loft"
     assert {"_id", "Created Date", "Modified Date"} <= set(got["response"])
-    replaced = requests.put(f"{BASE}/rentalunit/{record_id}", json={"name": "Flat"}, headers=AUTH,
-                            timeout=5)  # fmt: skip
+    replaced = requests.put(
+        f"{BASE}/rentalunit/{record_id}", json={"name": "Flat"}, headers=AUTH, timeout=5
+    )
     assert replaced.status_code == 204
     assert "beds" not in fake_bubble.all("rentalunit")[0]  # PUT clears what it leaves out
     assert (

@@ -43,8 +43,12 @@ def test_ultravox_limits_are_on_by_default_and_can_be_turned_off() -> None:
     assert (limited.key_rate.limit, limited.account_rate.limit) == (200, 500)
     free = FakeUltravox("key", rate_limit=None, account_rate_limit=None)
     with free.serve() as running:
-        answers = [requests.get(f"{running.url}/api/calls", headers={"X-API-Key": "key"},
-                                timeout=5).status_code for _ in range(5)]  # fmt: skip
+        answers = [
+            requests.get(
+                f"{running.url}/api/calls", headers={"X-API-Key": "key"}, timeout=5
+            ).status_code
+            for _ in range(5)
+        ]
     assert answers == [200] * 5
 
 

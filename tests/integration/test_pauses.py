@@ -128,8 +128,12 @@ def test_needs_credentials_shows_in_queue_stats_metrics_and_the_sync_status(
 
 
 def bubble_item(session: Session) -> uuid.UUID:
-    item = SyncQueueItem(table_name="user", record_id=str(uuid.uuid4()), operation="INSERT",
-                         payload={"_type": "user", "name": "Ada"})  # fmt: skip
+    item = SyncQueueItem(
+        table_name="user",
+        record_id=str(uuid.uuid4()),
+        operation="INSERT",
+        payload={"_type": "user", "name": "Ada"},
+    )
     session.add(item)
     session.commit()
     return item.id

@@ -19,15 +19,31 @@ QUEUE_TABLES = ("webhook_queue", "enrichment_queue", "sync_queue", "historical_s
 
 
 def test_counts_ages_and_dead_rows_per_queue(session: Session) -> None:
-    session.add_all([
-        SyncQueueItem(table_name="t", record_id="1", operation=SyncOperation.INSERT,
-                      created_at=func.now() - timedelta(hours=2)),
-        SyncQueueItem(table_name="t", record_id="2", operation=SyncOperation.DELETE),
-        SyncQueueItem(table_name="t", record_id="3", operation=SyncOperation.UPDATE,
-                      status=ProcessingStatus.failed, retry_count=3, max_retries=3),
-        SyncQueueItem(table_name="t", record_id="4", operation=SyncOperation.UPDATE,
-                      status=ProcessingStatus.completed),
-    ])  # fmt: skip
+    session.add_all(
+        [
+            SyncQueueItem(
+                table_name="t",
+                record_id="1",
+                operation=SyncOperation.INSERT,
+                created_at=func.now() - timedelta(hours=2),
+            ),
+            SyncQueueItem(table_name="t", record_id="2", operation=SyncOperation.DELETE),
+            SyncQueueItem(
+                table_name="t",
+                record_id="3",
+                operation=SyncOperation.UPDATE,
+                status=ProcessingStatus.failed,
+                retry_count=3,
+                max_retries=3,
+            ),
+            SyncQueueItem(
+                table_name="t",
+                record_id="4",
+                operation=SyncOperation.UPDATE,
+                status=ProcessingStatus.completed,
+            ),
+        ]
+    )
     session.commit()
     result = callsync("queue", "stats", "--analyze")
     assert result.returncode == 0, result.stderr

@@ -35,20 +35,44 @@ def test_contacts_and_leads_become_leads_in_their_lists(
     session: Session, fake_salesforce: FakeSalesforce
 ) -> None:
     integration = connect(session, fake_salesforce)
-    jane = fake_salesforce.add("Contact", FirstName="Jane", LastName="Doe", Email="Jane.Doe@Example.COM",
-                    Phone="(202) 555-0143", AccountName="Acme", DoNotCall=True)  # fmt: skip
+    jane = fake_salesforce.add(
+        "Contact",
+        FirstName="Jane",
+        LastName="Doe",
+        Email="Jane.Doe@Example.COM",
+        Phone="(202) 555-0143",
+        AccountName="Acme",
+        DoNotCall=True,
+    )
     fake_salesforce.add("Contact", FirstName="No", Email="nolastname@example.com")
-    lead = fake_salesforce.add("Lead", LastName="Roe", Company="Roe & Co", MobilePhone="+44 20 7946 0958",
-                    IsConverted=False)  # fmt: skip
+    lead = fake_salesforce.add(
+        "Lead",
+        LastName="Roe",
+        Company="Roe & Co",
+        MobilePhone="+44 20 7946 0958",
+        IsConverted=False,
+    )
     fake_salesforce.add("Lead", LastName="Converted", Company="Old", IsConverted=True)
     fake_salesforce.add("Lead", LastName="Nocompany", IsConverted=False)
     result = sync(integration)
-    assert {k: result[k] for k in ("status", "records_processed", "records_created",
-            "records_updated", "records_skipped", "skip_reasons")} == {
-        "status": "success", "records_processed": 4, "records_created": 2,
-        "records_updated": 0, "records_skipped": 2,
+    assert {
+        k: result[k]
+        for k in (
+            "status",
+            "records_processed",
+            "records_created",
+            "records_updated",
+            "records_skipped",
+            "skip_reasons",
+        )
+    } == {
+        "status": "success",
+        "records_processed": 4,
+        "records_created": 2,
+        "records_updated": 0,
+        "records_skipped": 2,
         "skip_reasons": {"missing LastName": 1, "missing Company": 1},
-    }  # fmt: skip
+    }
     rows = leads(session)
     doe = rows[jane["Id"]]
     assert (doe.source, doe.email, doe.phone, doe.company, doe.do_not_call) == (
@@ -207,8 +231,16 @@ def test_an_integration_connected_from_the_cli_gets_its_token_by_refresh(
     session: Session, fake_salesforce: FakeSalesforce
 ) -> None:
     contacts(fake_salesforce, 2)
-    result = callsync("salesforce", "connect", "--business", "Acme", "--instance-url", URL,
-                      "--refresh-token", fake_salesforce.refresh_token)  # fmt: skip
+    result = callsync(
+        "salesforce",
+        "connect",
+        "--business",
+        "Acme",
+        "--instance-url",
+        URL,
+        "--refresh-token",
+        fake_salesforce.refresh_token,
+    )
     assert result.returncode == 0, result.stderr
     assert fake_salesforce.refresh_token not in result.stdout  # only the id is printed
     integration = uuid.UUID(result.stdout.strip())

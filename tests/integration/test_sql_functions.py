@@ -46,8 +46,10 @@ def test_whole_pages_are_upserted_without_their_live_calls(session: Session) -> 
     calls = generate_calls(6, live_every=0)
     calls[1]["ended"] = None  # live, as the API sends it
     del calls[2]["ended"]  # live, the field left out
-    pages = [json.dumps({"next": None, "results": calls[:3]}).encode(),
-             json.dumps({"next": None, "results": calls[3:], "total": 6}).encode()]  # fmt: skip
+    pages = [
+        json.dumps({"next": None, "results": calls[:3]}).encode(),
+        json.dumps({"next": None, "results": calls[3:], "total": 6}).encode(),
+    ]
     assert queries.upsert_ended_calls(session, agency, pages) == 4
     assert queries.upsert_ended_calls(session, agency, pages) == 0  # stored already
     stored = set(map(str, session.scalars(select(Call.ultravox_call_id))))
@@ -98,9 +100,15 @@ def test_progress_and_claim_rpcs_keep_exact_counts(session: Session) -> None:
     assert queries.claim_sync_jobs(session, limit=3, lease_seconds=300) == []  # leased
     for cursor in ("c1", "c2"):
         totals = queries.update_sync_job_progress(
-            session, job_id, cursor=cursor, processed=50, imported=40, skipped=10, failed=0,
+            session,
+            job_id,
+            cursor=cursor,
+            processed=50,
+            imported=40,
+            skipped=10,
+            failed=0,
             total=120,
-        )  # fmt: skip
+        )
     assert (totals.processed_calls, totals.imported_calls, totals.total_calls) == (100, 80, 120)
     queries.complete_sync_job(session, job_id)
     queries.fail_sync_job(session, job_id, "too late")  # a finished job stays finished

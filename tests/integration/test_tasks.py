@@ -42,10 +42,13 @@ def test_a_drain_whose_batch_was_full_sends_the_next_until_none_is_left(
 ) -> None:
     agency = make_agency(session)
     rows = [
-        {"agency_id": agency, "event_type": "call.started",
-         "payload": {"event": "call.started", "call": call_at(call, "call.started")}}
+        {
+            "agency_id": agency,
+            "event_type": "call.started",
+            "payload": {"event": "call.started", "call": call_at(call, "call.started")},
+        }
         for call in generate_calls(450, live_every=0)
-    ]  # fmt: skip
+    ]
     session.execute(insert(WebhookEvent), rows)
     session.commit()
     drains.WEBHOOKS.request()  # one request; batches of 200: three drains in a chain

@@ -135,28 +135,64 @@ def test_both_secrets_are_accepted_during_a_rotation_and_only_the_new_one_after(
 
 BODY = event_body()
 REJECTIONS: list[tuple[str, dict[str, Any], int, str]] = [
-    ("bad signature", {"secret": "whsec_wrong"}, 401,
-     "signature does not match the agency's webhook secret"),
-    ("no signature", {"headers": {"X-Ultravox-Webhook-Signature": ""}}, 401,
-     "missing X-Ultravox-Webhook-Signature header"),
+    (
+        "bad signature",
+        {"secret": "whsec_wrong"},
+        401,
+        "signature does not match the agency's webhook secret",
+    ),
+    (
+        "no signature",
+        {"headers": {"X-Ultravox-Webhook-Signature": ""}},
+        401,
+        "missing X-Ultravox-Webhook-Signature header",
+    ),
     ("stale", {"age": 301}, 400, "outside the 300s tolerance"),
     ("future", {"age": -400}, 400, "in the future, outside the 300s tolerance"),
     ("not json", {"body": b"{oops"}, 400, "body is not valid UTF-8 JSON"),
-    ("unknown event", {"body": event_body().replace(b"call.ended", b"call.paused")}, 400,
-     "unknown event 'call.paused'"),
-    ("no callId", {"body": b'{"event": "call.ended", "call": {"created": null}}'}, 400,
-     "missing call.callId"),
-    ("not a uuid", {"body": b'{"event": "call.ended", "call": {"callId": "42"}}'}, 400,
-     "call.callId is not a UUID"),
-    ("NUL", {"body": BODY.replace(b'"summary": ', b'"summary": "\\u0000", "x": ')}, 400,
-     "body cannot be stored"),
-    ("NUL in a refused body", {"body": b'{"event": "call.unknown", "x": "\\u0000"}'}, 400,
-     "unknown event 'call.unknown'"),
-    ("form", {"headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415,
-     "Content-Type must be application/json"),
-    ("too large", {"body": b'{"event": "call.ended", "pad": "' + b"x" * (1 << 20) + b'"}'}, 413,
-     "body is larger than 1048576 bytes"),
-]  # fmt: skip
+    (
+        "unknown event",
+        {"body": event_body().replace(b"call.ended", b"call.paused")},
+        400,
+        "unknown event 'call.paused'",
+    ),
+    (
+        "no callId",
+        {"body": b'{"event": "call.ended", "call": {"created": null}}'},
+        400,
+        "missing call.callId",
+    ),
+    (
+        "not a uuid",
+        {"body": b'{"event": "call.ended", "call": {"callId": "42"}}'},
+        400,
+        "call.callId is not a UUID",
+    ),
+    (
+        "NUL",
+        {"body": BODY.replace(b'"summary": ', b'"summary": "\\u0000", "x": ')},
+        400,
+        "body cannot be stored",
+    ),
+    (
+        "NUL in a refused body",
+        {"body": b'{"event": "call.unknown", "x": "\\u0000"}'},
+        400,
+        "unknown event 'call.unknown'",
+    ),
+    (
+        "form",
+        {"headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+        415,
+        "Content-Type must be application/json",
+    ),
+    (
+        "too large",
+        {"body": b'{"event": "call.ended", "pad": "' + b"x" * (1 << 20) + b'"}'},
+        413,
+        "body is larger than 1048576 bytes",
+    ),
+]
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,15 @@ from app.logs import JsonFormatter
 
 
 def record(**extra: object) -> logging.LogRecord:
-    entry = logging.makeLogRecord({"name": "campaigns", "levelname": "INFO", "levelno": 20,
-                                   "msg": "[dial] placing call to %s", "args": ("+1******0143",)})  # fmt: skip
+    entry = logging.makeLogRecord(
+        {
+            "name": "campaigns",
+            "levelname": "INFO",
+            "levelno": 20,
+            "msg": "[dial] placing call to %s",
+            "args": ("+1******0143",),
+        }
+    )
     entry.__dict__.update(extra)
     return entry
 

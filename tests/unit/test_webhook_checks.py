@@ -73,9 +73,14 @@ def test_the_body_and_timestamp_are_both_signed() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["2025-06-01T12:00:00.000000+00:00", "2025-06-01T12:00:00Z", "2025-06-01T14:00:00+02:00",
-     "2025-06-01T12:00:00", " 2025-06-01T12:00:00.5Z "],
-)  # fmt: skip
+    [
+        "2025-06-01T12:00:00.000000+00:00",
+        "2025-06-01T12:00:00Z",
+        "2025-06-01T14:00:00+02:00",
+        "2025-06-01T12:00:00",
+        " 2025-06-01T12:00:00.5Z ",
+    ],
+)
 def test_timestamps_parse_tolerantly_to_utc(value: str) -> None:
     parsed = parse_timestamp(value)
     assert parsed is not None
@@ -125,19 +130,27 @@ CALL_ID = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
         (b'{"event": NaN}', "400 body is not valid UTF-8 JSON"),
         (b"\xff\xfe{}", "400 body is not valid UTF-8 JSON"),
         (body([1, 2]), "400 body is not a JSON object"),
-        (body({"call": {"callId": CALL_ID}}), "400 unknown event None; expected one of "
-         "['call.billed', 'call.ended', 'call.joined', 'call.started']"),
-        (body({"event": "call.deleted", "call": {"callId": CALL_ID}}), "400 unknown event "
-         "'call.deleted'; expected one of ['call.billed', 'call.ended', 'call.joined', "
-         "'call.started']"),
+        (
+            body({"call": {"callId": CALL_ID}}),
+            "400 unknown event None; expected one of "
+            "['call.billed', 'call.ended', 'call.joined', 'call.started']",
+        ),
+        (
+            body({"event": "call.deleted", "call": {"callId": CALL_ID}}),
+            "400 unknown event "
+            "'call.deleted'; expected one of ['call.billed', 'call.ended', 'call.joined', "
+            "'call.started']",
+        ),
         (body({"event": "call.ended"}), "400 missing call object"),
         (body({"event": "call.ended", "call": {}}), "400 missing call.callId"),
         (body({"event": "call.ended", "call": {"callId": 7}}), "400 missing call.callId"),
         (body({"event": "call.ended", "call": {"callId": "abc"}}), "400 call.callId is not a UUID"),
-        (body({"event": "call.ended", "call": {"callId": CALL_ID.upper()}}),
-         "400 call.callId is not a lowercase hyphenated UUID"),
+        (
+            body({"event": "call.ended", "call": {"callId": CALL_ID.upper()}}),
+            "400 call.callId is not a lowercase hyphenated UUID",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_bodies_are_refused_with_their_reason(raw: bytes, expected: str) -> None:
     assert reason(delivery(raw)) == expected
 

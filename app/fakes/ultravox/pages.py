@@ -76,8 +76,11 @@ class _Window:
     def bounds(self, position: tuple[tuple[datetime, str], bool] | None) -> tuple[int, int]:
         """[first, stop) of the page; a position is (a key, whether we page backwards)."""
         if position is None:
-            return (self.lo, min(self.lo + self.size, self.hi)) if not self.descending else (
-                max(self.lo, self.hi - self.size), self.hi)  # fmt: skip
+            return (
+                (self.lo, min(self.lo + self.size, self.hi))
+                if not self.descending
+                else (max(self.lo, self.hi - self.size), self.hi)
+            )
         key, backwards = position
         if backwards == self.descending:  # towards larger keys
             first = bisect.bisect_right(self.keys, key, self.lo, self.hi)
