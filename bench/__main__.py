@@ -81,9 +81,9 @@ def main() -> None:
             )
         if "big-queues" in chosen:
             environment.print_table(
-                f"drains beside {big_queues.COMPLETED:,} completed and {big_queues.DEAD:,} dead "
-                "rows in their queue",
-                big_queues.run(env, events=args.drain_events, transcripts=args.transcripts),
+                f"the webhook drain beside {big_queues.COMPLETED:,} completed and "
+                f"{big_queues.DEAD:,} dead rows",
+                big_queues.run(events=args.drain_events),
             )
         if "limits" in chosen:
             environment.print_table(
