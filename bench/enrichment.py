@@ -9,7 +9,6 @@ as the seed's edge function fetched them, measured in the same run.
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from bench.environment import (
     ULTRAVOX_API_KEY,
     Environment,
     celery_worker,
+    fake_ultravox,
     forget_enrichment,
     met,
 )
@@ -79,23 +79,7 @@ def run(env: Environment, *, transcripts: int) -> list[Row]:
 
 @contextmanager
 def _fake_ultravox(env: Environment, calls: int) -> Iterator[None]:
-    command = [
-        sys.executable,
-        "-m",
-        "app.cli",
-        "fake",
-        "ultravox",
-        "--port",
-        env.ultravox_url.rsplit(":", 1)[1],
-        "--calls",
-        str(calls),
-        "--live-every",
-        "0",
-        "--api-key",
-        ULTRAVOX_API_KEY,
-        "--latency",
-        str(LATENCY_SECONDS),
-    ]
+    command = fake_ultravox(env, calls, "--latency", str(LATENCY_SECONDS))
     with processes.child(
         "fake-ultravox-slow", command, log_dir=LOG_DIR, ready=lambda log: "serving" in log
     ):

@@ -57,6 +57,27 @@ def api_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+def fake_ultravox(env: Environment, calls: int, *options: str) -> list[str]:
+    """The command of a fake Ultravox holding `calls` ended calls, on the environment's port."""
+    port = env.ultravox_url.rsplit(":", 1)[1]
+    return [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "fake",
+        "ultravox",
+        "--port",
+        port,
+        "--calls",
+        str(calls),
+        "--live-every",
+        "0",
+        "--api-key",
+        ULTRAVOX_API_KEY,
+        *options,
+    ]
+
+
 def celery_worker(concurrency: int = 1, queues: str = "default,sync") -> list[str]:
     return [
         sys.executable,

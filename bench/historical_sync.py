@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,28 +11,21 @@ import requests
 from sqlalchemy import func, select, text
 
 from app import processes
-from bench.environment import LOG_DIR, ULTRAVOX_API_KEY, Environment, celery_worker, met
+from bench.environment import (
+    LOG_DIR,
+    ULTRAVOX_API_KEY,
+    Environment,
+    celery_worker,
+    fake_ultravox,
+    met,
+)
 
 GOAL_CALLS_PER_SECOND = 2000
 GOAL_RATIO = 10
 
 
 def run(env: Environment, *, calls: int, per_call: int) -> list[tuple[str, ...]]:
-    fake = [
-        sys.executable,
-        "-m",
-        "app.cli",
-        "fake",
-        "ultravox",
-        "--port",
-        env.ultravox_url.rsplit(":", 1)[1],
-        "--calls",
-        str(calls),
-        "--live-every",
-        "0",
-        "--api-key",
-        ULTRAVOX_API_KEY,
-    ]
+    fake = fake_ultravox(env, calls)
     with (
         processes.child("fake-ultravox", fake, log_dir=LOG_DIR, ready=lambda log: "serving" in log),
         processes.child(
