@@ -137,7 +137,7 @@ class Rates:
         _run(self.redis, _HOLD, keys, [max(seconds, 0.001)])
 
     def _held_for(self, rate: Rate) -> float:
-        milliseconds: int = self.redis.pttl(PREFIX + rate.name + ":hold")  # type: ignore[assignment]
+        milliseconds: int = self.redis.pttl(PREFIX + rate.name + ":hold")  # type: ignore[assignment, unused-ignore]
         return max(0, milliseconds) / 1000
 
 

@@ -11,10 +11,17 @@ from pathlib import Path
 from typing import Any, ParamSpec
 
 from celery import Celery, Task
-from celery.signals import beat_init, setup_logging, worker_process_init
+from celery.signals import (
+    beat_init,
+    celeryd_after_setup,
+    setup_logging,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+)
 from kombu import Queue as KombuQueue
 
-from app import cron_logs, db, logs, metrics, wake
+from app import cron_logs, db, liveness, logs, metrics, rescue, wake
 from app.config import load_or_exit
 
 SCHEDULE_FILE = Path(__file__).resolve().parent.parent / "celerybeat-schedule.py"
@@ -53,7 +60,10 @@ app.conf.update(
     task_default_queue=Queue.DEFAULT.value,
     task_queues=[KombuQueue(queue.value) for queue in Queue],
     task_acks_late=True,
-    task_reject_on_worker_lost=True,
+    # A task whose process died is not redelivered: what it held is rescued from the database
+    # (app.rescue), where lost runs are counted, so that work which kills its worker is not
+    # handed to worker after worker.
+    task_reject_on_worker_lost=False,
     task_acks_on_failure_or_timeout=True,
     task_ignore_result=True,  # a task that reports progress opts in with ignore_result=False
     result_backend=settings.redis_url,
@@ -106,13 +116,39 @@ def _configure_logging(**_: Any) -> None:
     logs.configure(settings)
 
 
+def send_tick(name: str) -> None:
+    """Send beat entry `name`'s task now, as beat would."""
+    entry = app.conf.beat_schedule[name]
+    app.send_task(entry["task"], **entry.get("options", {}))
+
+
+@celeryd_after_setup.connect
+def _name_this_start(sender: str, **_: Any) -> None:
+    """The worker's main process, before its children fork: they inherit its node and start."""
+    liveness.name_node(sender)
+
+
+@worker_ready.connect
+def _rescue_predecessors(**_: Any) -> None:
+    """A worker started again: what its node's earlier processes held is claimed now."""
+    node = liveness.this_node()
+    if node is not None:
+        rescue.bury_predecessors(*node, send_tick)
+
+
 @worker_process_init.connect
-def _fresh_connections_in_child(**_: Any) -> None:
+def _start_child(**_: Any) -> None:
     db.dispose_after_fork()
+    liveness.start_heartbeat(settings, reap=lambda: rescue.reap(settings, send_tick))
     # What the child inherits (the app, every module) lives as long as it does. Frozen, it is
     # left out of the cyclic GC's passes, which otherwise walked all of it again and again:
     # a third of a historical sync's CPU in the worker.
     gc.freeze()
+
+
+@worker_process_shutdown.connect
+def _stop_child(**_: Any) -> None:
+    liveness.stop_heartbeat()
 
 
 @beat_init.connect
@@ -126,8 +162,4 @@ def _publish_schedule(**_: Any) -> None:
 def _listen_for_wakes(**_: Any) -> None:
     """The old pg_cron jobs' SQL functions wake their periodic task through beat."""
 
-    def send(name: str) -> None:
-        entry = app.conf.beat_schedule[name]
-        app.send_task(entry["task"], **entry.get("options", {}))
-
-    wake.WakeListener(settings.database_url, app.conf.beat_schedule, send).start()
+    wake.WakeListener(settings.database_url, app.conf.beat_schedule, send_tick).start()

@@ -121,7 +121,18 @@ class Settings(BaseSettings):
 
     # Queue mechanics.
     lease_seconds: int = Field(
-        default=300, ge=5, description="a claim older than this is re-claimable"
+        default=300,
+        ge=5,
+        description="a claim by a process that is not a worker is re-claimable after this",
+    )
+    worker_heartbeat_seconds: float = Field(
+        default=2.0, gt=0, description="how often each worker process renews its workers row"
+    )
+    worker_dead_after_seconds: float = Field(
+        default=10.0, gt=0, description="a worker whose row is this old is dead: its work is taken"
+    )
+    max_lost_runs: int = Field(
+        default=3, ge=1, description="runs of one item its worker may die in before it is dead"
     )
     retry_base_seconds: float = Field(default=30.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
@@ -182,6 +193,12 @@ class Settings(BaseSettings):
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         return value or None  # docker compose passes an unset METRICS_TOKEN as ""
+
+    @model_validator(mode="after")
+    def _heartbeat_before_death(self) -> Settings:
+        if self.worker_dead_after_seconds < 2 * self.worker_heartbeat_seconds:
+            raise ValueError("WORKER_DEAD_AFTER_SECONDS must be at least 2 heartbeats")
+        return self
 
     @model_validator(mode="after")
     def _llm_key_when_used(self) -> Settings:

@@ -1,21 +1,26 @@
-"""The claim/lease core that every queue table uses.
+"""The claim core that every queue table uses.
 
-A queue row is `pending`, `processing` (leased to a worker since processing_started_at),
-`completed`, or `failed`. A failed row is retried when next_retry_at is due while
-attempts < max_attempts; a failed row with attempts = max_attempts is dead until replayed.
-(sync_queue spells these retry_count and max_retries: QueueTable names each table's columns.)
+A queue row is `pending`, `processing` (claimed), `completed`, or `failed`. A failed row is
+retried when next_retry_at is due while attempts < max_attempts; a failed row with attempts =
+max_attempts is dead until replayed. (sync_queue spells these retry_count and max_retries:
+QueueTable names each table's columns.)
 
 Every claim is one statement, `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)
-RETURNING`, so two workers never hold the same row. The claim's processing_started_at is its
-lease: completing or failing a row checks it, so a worker whose lease expired and was taken
-over changes nothing. A `processing` row whose lease expired
-belonged to a worker that died: the claim counts that run as a failed attempt and takes the
-row again, or buries it as dead when that was its last attempt.
+RETURNING`, so two workers never hold the same row. A claim records the worker process that
+made it (worker_id, app.liveness) and its time (processing_started_at, the Lease): completing
+or failing a row checks the Lease, so a worker whose claim was taken over changes nothing.
+A `processing` row is held while its worker lives, however long the work takes; a claim made
+outside a worker has no worker_id and holds for LEASE_SECONDS.
 
-Work that is all done in the database needs no lease: `complete_due` takes due rows as
+A row whose worker died is taken over by the next claim, alone: the lost run counts in
+lost_runs, and a row lost MAX_LOST_RUNS times is dead ("worker lost 3 times") instead of
+killing worker after worker. A row that was lost once stays a suspect, claimed alone, until
+it is done, so that a row that kills its worker takes no other row with it.
+
+Work that is all done in the database needs no claim: `complete_due` takes due rows as
 completed in the caller's transaction, and the same transaction does the work. Its row locks
 keep other workers off until it commits; if it rolls back, or its worker dies, the rows are
-due again as they were.
+due again as they were (app.rescue counts the lost run of what a dead worker was applying).
 """
 
 from __future__ import annotations
@@ -43,29 +48,37 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from app import metrics
+from app import liveness, metrics
+from app.config import get_settings
 from app.models import ProcessingStatus
-
-LEASE_EXPIRED = "lease expired: the worker stopped before finishing"
 
 
 @dataclass(frozen=True)
 class Lease:
-    """Rows claimed together, and the processing_started_at that proves they are still ours."""
+    """Rows claimed together, and the processing_started_at that proves they are still ours.
+    `alone` marks a claim of one lost or suspect row: more may be waiting behind it."""
 
     leased_at: datetime | None
     ids: list[uuid.UUID]
+    alone: bool = False
 
 
 class Due(enum.Enum):
     """The kinds of due row, in the order a claim takes them."""
 
-    LOST = "lost"  # processing, but its lease expired: its worker died
+    LOST = "lost"  # processing, but its worker is gone (without a worker: its lease expired)
+    SUSPECT = "suspect"  # due again after a lost run: taken alone, in case it was the cause
     RETRY = "retry"  # failed with attempts left, and its next_retry_at has come
     PENDING = "pending"
 
 
-EVERY_KIND = (Due.LOST, Due.RETRY, Due.PENDING)
+EVERY_KIND = (Due.LOST, Due.SUSPECT, Due.RETRY, Due.PENDING)
+ALONE = (Due.LOST, Due.SUSPECT)  # each taken by a claim of its own
+
+
+def lost_message(runs: ColumnElement[int]) -> ColumnElement[str]:
+    """What a row says after its lost runs, e.g. `worker lost 3 times`."""
+    return func.concat("worker lost ", runs, case((runs == 1, " time"), else_=" times"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +88,8 @@ class QueueTable:
     `claims` names a column that counts every claim of a row, lost runs included.
     `unscheduled_retries` makes a failed row without next_retry_at due (seed 004's retry job).
     `ready` is what a due row must also meet (sync_queue: its record's earlier items are done).
+    `held` says the table records who holds a claim (worker_id); webhook_queue's rows are
+    never held, only completed in the transaction that applies them.
     """
 
     model: Any
@@ -84,6 +99,7 @@ class QueueTable:
     claims: str | None = None
     unscheduled_retries: bool = False
     ready: ColumnElement[bool] | None = None
+    held: bool = True
 
     @property
     def columns(self) -> Any:
@@ -117,36 +133,64 @@ def claim(
     lease: timedelta | None,
     where: ColumnElement[bool] | None = None,
     kinds: Sequence[Due] = EVERY_KIND,
+    hold: bool = True,
 ) -> Lease:
-    """Lease up to `limit` due rows (of `kinds`, meeting `where` and the queue's `ready`).
+    """Claim up to `limit` due rows (of `kinds`, meeting `where` and the queue's `ready`).
 
-    It takes runs whose lease expired (oldest lease first), then retries that came due (by
-    next_retry_at), then pending rows in the queue's order, skipping rows another transaction
-    has locked. Each row taken is `processing` with processing_started_at = now(): that
-    timestamp and the ids (the Lease) make the rows ours until they are completed or failed,
-    or until the lease expires and another claim takes them over. A lost run counts as an
-    attempt; when it was the row's last, the row is dead instead and is not returned.
+    A row whose worker died, or a suspect, is taken first and alone (Lease.alone). Otherwise
+    it takes retries that came due (by next_retry_at), then pending rows in the queue's
+    order, skipping rows another transaction has locked. Each row taken is `processing`,
+    held by this process (worker_id) since processing_started_at = now(): that timestamp and
+    the ids (the Lease) make the rows ours until they are completed, failed or released. A
+    lost run counts in lost_runs; at MAX_LOST_RUNS the row is dead and not returned.
+
+    A claim that hands the rows to another task (`hold=False`) leaves them to the lease
+    until that task holds them (`hold`).
     """
+    holder = liveness.holder() if hold else None
+    alone = [kind for kind in kinds if kind in ALONE]
+    if alone:
+        taken = _claim(session, queue, 1, lease, where, alone, holder)
+        if taken.ids:
+            return Lease(taken.leased_at, taken.ids, alone=True)
+    rest = [kind for kind in kinds if kind not in ALONE]
+    if not rest:
+        return Lease(None, [])
+    return _claim(session, queue, limit, lease, where, rest, holder)
+
+
+def _claim(
+    session: Session,
+    queue: QueueTable,
+    limit: int,
+    lease: timedelta | None,
+    where: ColumnElement[bool] | None,
+    kinds: Sequence[Due],
+    holder: str | None,
+) -> Lease:
     c = queue.columns
     attempts, max_attempts = queue.counters
     status = ProcessingStatus
     picked = _due(queue, limit=limit, lease=lease, where=where, kinds=kinds)
-    # A lost run counts as an attempt; on the last one the row is dead rather than re-run.
     lost = c.status == status.processing
-    last_try = and_(lost, attempts + 1 >= max_attempts)
+    runs = c.lost_runs + 1
+    last_run = and_(lost, runs >= get_settings().max_lost_runs)
     values: dict[Any, Any] = {
         c.status: case(
-            (last_try, cast(status.failed.value, c.status.type)),
+            (last_run, cast(status.failed.value, c.status.type)),
             else_=cast(status.processing.value, c.status.type),
         ),
-        attempts: case((lost, attempts + 1), else_=attempts),
-        c.error_message: case((lost, LEASE_EXPIRED), else_=c.error_message),
+        attempts: case((last_run, max_attempts), else_=attempts),
+        c.lost_runs: case((lost, runs), else_=c.lost_runs),
+        c.error_message: case((lost, lost_message(runs)), else_=c.error_message),
         c.processing_started_at: func.now(),
-        c.next_retry_at: case((last_try, None), else_=c.next_retry_at),
+        c.next_retry_at: case((last_run, None), else_=c.next_retry_at),
     }
+    if queue.held:
+        values[c.worker_id] = holder
     if queue.claims is not None:
         claims = c[queue.claims]
-        values[claims] = case((last_try, claims), else_=claims + 1)
+        values[claims] = case((last_run, claims), else_=claims + 1)
     stmt = (
         update(queue.model)
         .where(c.id.in_(picked))
@@ -159,6 +203,47 @@ def claim(
     return Lease(rows[0].processing_started_at if rows else None, [row.id for row in rows])
 
 
+def hold(session: Session, queue: QueueTable, lease: Lease) -> list[uuid.UUID]:
+    """This process takes over the hold of rows another claimed for it (`claim(hold=False)`);
+    returns those still ours."""
+    stmt = (
+        update(queue.model)
+        .where(ours(queue, lease, lease.ids))
+        .values({queue.columns.worker_id: liveness.holder()})
+        .returning(queue.columns.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def lose(session: Session, queue: QueueTable, ids: Sequence[uuid.UUID]) -> None:
+    """Count a lost run on each of `ids` that is still due: a worker died applying them in a
+    transaction that rolled back (complete_due). Each is a suspect now, and one lost
+    MAX_LOST_RUNS times is dead."""
+    c = queue.columns
+    attempts, max_attempts = queue.counters
+    runs = c.lost_runs + 1
+    last_run = runs >= get_settings().max_lost_runs
+    failed = cast(ProcessingStatus.failed.value, c.status.type)
+    stmt = (
+        update(queue.model)
+        .where(
+            c.id.in_(ids),
+            c.status.in_([ProcessingStatus.pending, ProcessingStatus.failed]),
+            attempts < max_attempts,
+        )
+        .values(
+            {
+                c.lost_runs: runs,
+                c.status: case((last_run, failed), else_=c.status),
+                attempts: case((last_run, max_attempts), else_=attempts),
+                c.error_message: lost_message(runs),
+                c.next_retry_at: case((last_run, None), else_=c.next_retry_at),
+            }
+        )
+    )
+    session.execute(stmt)
+
+
 def complete_due(
     session: Session,
     queue: QueueTable,
@@ -166,19 +251,38 @@ def complete_due(
     limit: int,
     lease: timedelta,
     where: ColumnElement[bool] | None = None,
-) -> list[uuid.UUID]:
+) -> Lease:
     """Mark up to `limit` due rows completed, for work done in the caller's transaction;
-    returns their ids.
+    returns their ids (the Lease has no time: nothing is written until the commit).
 
-    It takes due rows in the order `claim` does (expired leases, due retries, pending rows in
-    the queue's order), skipping rows another transaction has locked. No lease is written:
-    the rows are ours while the caller's transaction holds their locks, so no other drain
-    sees them; if it rolls back, they are due again as they were.
+    It takes due rows in the order `claim` does (a lost or suspect row alone, then due
+    retries, then pending rows in the queue's order), skipping rows another transaction has
+    locked. The rows are ours while the caller's transaction holds their locks, so no other
+    drain sees them; if it rolls back, they are due again as they were.
     """
+    alone = _complete(session, queue, limit=1, lease=lease, where=where, kinds=ALONE)
+    if alone:
+        return Lease(None, alone, alone=True)
+    kinds = [kind for kind in EVERY_KIND if kind not in ALONE]
+    return Lease(
+        None, _complete(session, queue, limit=limit, lease=lease, where=where, kinds=kinds)
+    )
+
+
+def _complete(
+    session: Session,
+    queue: QueueTable,
+    *,
+    limit: int,
+    lease: timedelta,
+    where: ColumnElement[bool] | None,
+    kinds: Sequence[Due],
+) -> list[uuid.UUID]:
     c = queue.columns
+    picked = _due(queue, limit=limit, lease=lease, where=where, kinds=kinds)
     stmt = (
         update(queue.model)
-        .where(c.id.in_(_due(queue, limit=limit, lease=lease, where=where)))
+        .where(c.id.in_(picked))
         .values(status=ProcessingStatus.completed, processed_at=func.now(), error_message=None)
         .returning(c.id)
     )
@@ -189,8 +293,9 @@ def complete_due(
 def _due_kinds(
     queue: QueueTable, lease: timedelta | None, kinds: Sequence[Due] = EVERY_KIND
 ) -> list[tuple[ColumnElement[bool], Sequence[Any]]]:
-    """Each kind of due row with the order it is taken in: runs whose lease expired, retries
-    that came due, then pending rows in the queue's order."""
+    """Each kind of due row with the order it is taken in: rows whose worker is gone, then
+    suspects, retries that came due, and pending rows in the queue's order. Only lost and
+    suspect rows have lost runs; the other kinds leave them out."""
     c = queue.columns
     attempts, max_attempts = queue.counters
     status = ProcessingStatus
@@ -198,19 +303,41 @@ def _due_kinds(
     if queue.unscheduled_retries:
         retry_at = or_(c.next_retry_at.is_(None), retry_at)
     retry_order = c.next_retry_at.nulls_first() if queue.unscheduled_retries else c.next_retry_at
+    retry = (c.status == status.failed) & (attempts < max_attempts) & retry_at
+    pending = c.status == status.pending
+    unlost = c.lost_runs == 0
+    suspect = (  # the terms of the idx_*_suspect index, then what makes one due
+        (c.lost_runs > 0)
+        & c.status.in_([status.pending, status.failed])
+        & (attempts < max_attempts)
+        & or_(pending, retry)
+    )
     every = {
-        Due.RETRY: (
-            (c.status == status.failed) & (attempts < max_attempts) & retry_at,
-            [retry_order],
-        ),
-        Due.PENDING: (c.status == status.pending, queue.order_by),
+        Due.SUSPECT: (suspect, [c.created_at]),
+        Due.RETRY: (retry & unlost, [retry_order]),
+        Due.PENDING: (pending & unlost, queue.order_by),
     }
     if Due.LOST in kinds:
         if lease is None:
             raise ValueError("only a claim that knows the lease can take over lost runs")
-        expired = (c.status == status.processing) & (c.processing_started_at < func.now() - lease)
-        every[Due.LOST] = (expired, [c.processing_started_at])
+        every[Due.LOST] = (
+            (c.status == status.processing) & _gone(queue, lease),
+            [c.processing_started_at],
+        )
     return [every[kind] for kind in EVERY_KIND if kind in kinds]
+
+
+def _gone(queue: QueueTable, lease: timedelta) -> ColumnElement[bool]:
+    """A claim nobody holds any more: its worker's row is gone, or, made outside a worker,
+    its lease expired."""
+    c = queue.columns
+    expired: ColumnElement[bool] = c.processing_started_at < func.now() - lease
+    if not queue.held:
+        return expired
+    return or_(
+        and_(c.worker_id.is_(None), expired),
+        and_(c.worker_id.is_not(None), ~liveness.alive(c.worker_id)),
+    )
 
 
 def count_due(session: Session, queue: QueueTable, *, lease: timedelta) -> int:
@@ -347,13 +474,21 @@ def _fail(
 
 
 def replay(session: Session, queue: QueueTable, where: ColumnElement[bool] | None = None) -> int:
-    """Queue dead rows (those meeting `where`) again, attempts reset; returns how many."""
+    """Queue dead rows (those meeting `where`) again, attempts and lost runs reset; returns
+    how many."""
     c = queue.columns
     dead = queue.dead()
     stmt = (
         update(queue.model)
         .where(dead if where is None else and_(dead, where))
-        .values({c.status: ProcessingStatus.pending, queue.counters[0]: 0, c.next_retry_at: None})
+        .values(
+            {
+                c.status: ProcessingStatus.pending,
+                queue.counters[0]: 0,
+                c.lost_runs: 0,
+                c.next_retry_at: None,
+            }
+        )
     )
     return session.execute(stmt).rowcount  # type: ignore[attr-defined, no-any-return]
 

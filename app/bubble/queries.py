@@ -46,9 +46,10 @@ def claim_pending(session: Session, *, limit: int, lease: timedelta) -> queue.Le
     of its record is done or dead. It takes items whose lease expired (their worker died; the
     lost run counts as a failure, and an item at its last is dead instead), then pending
     items oldest first. Unlike the seed's processor, DELETE items are pushed too. The Lease
-    (ids, processing_started_at) makes them ours; see queue.claim."""
-    kinds = (queue.Due.LOST, queue.Due.PENDING)
-    return queue.claim(session, SYNC_QUEUE, limit=limit, lease=lease, kinds=kinds)
+    (ids, processing_started_at) makes them ours; see queue.claim. The push task that gets
+    them holds them (`hold`)."""
+    kinds = (queue.Due.LOST, queue.Due.SUSPECT, queue.Due.PENDING)
+    return queue.claim(session, SYNC_QUEUE, limit=limit, lease=lease, kinds=kinds, hold=False)
 
 
 def claim_retries(session: Session, *, limit: int) -> queue.Lease:
@@ -56,7 +57,12 @@ def claim_retries(session: Session, *, limit: int) -> queue.Lease:
     come (or that have none set), soonest first, each only once every earlier item of its
     record is done or dead. The Lease makes them ours; see queue.claim."""
     kinds = (queue.Due.RETRY,)
-    return queue.claim(session, SYNC_QUEUE, limit=limit, lease=None, kinds=kinds)
+    return queue.claim(session, SYNC_QUEUE, limit=limit, lease=None, kinds=kinds, hold=False)
+
+
+def hold(session: Session, ids: Sequence[uuid.UUID], leased_at: datetime) -> None:
+    """The push task holds the items it was given (app.liveness)."""
+    queue.hold(session, SYNC_QUEUE, queue.Lease(leased_at, list(ids)))
 
 
 def claim_next_of_record(session: Session, item: SyncQueueItem) -> queue.Lease:

@@ -30,6 +30,8 @@ def bubble_sync_processor(limit: int = CLAIM_LIMIT, batch_size: int = BATCH_SIZE
         if (waiting := _paused(session)) is not None:
             return waiting
         claimed = queries.claim_pending(session, limit=limit, lease=lease)
+    if claimed.alone:  # an item a dead worker held, claimed alone: others may wait behind it
+        bubble_sync_processor.delay(limit, batch_size)
     return _dispatch(claimed, batch_size, "pending")
 
 
@@ -74,5 +76,8 @@ def _dispatch(claimed: queue.Lease, batch_size: int, kind: str) -> dict[str, Any
 def push_items(item_ids: list[str], leased_at: str) -> dict[str, int]:
     """Push a batch of claimed items to Bubble, one after another."""
     when = datetime.fromisoformat(leased_at)
-    outcomes = [service.process_item(uuid.UUID(item_id), when) for item_id in item_ids]
+    ids = [uuid.UUID(item_id) for item_id in item_ids]
+    with db.session_scope() as session:
+        queries.hold(session, ids, when)
+    outcomes = [service.process_item(item_id, when) for item_id in ids]
     return {outcome: outcomes.count(outcome) for outcome in set(outcomes)}

@@ -55,8 +55,9 @@ class Held:
 def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drained:
     """Claim up to `batch_size` due items, run them, store what they found.
 
-    A full batch suggests more are waiting: `on_full_batch` runs before the work, so that
-    another worker can start on the next batch meanwhile.
+    A full batch suggests more are waiting, as does an item taken alone (one a dead worker
+    held): `on_full_batch` runs before the work, so that another worker can start on the
+    next batch meanwhile.
     """
     settings = get_settings()
     with db.session_scope() as session:
@@ -68,7 +69,7 @@ def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drai
         work = queries.get_work(session, lease.ids)
         needs_key = {item.agency_id for item in work if item.type == EnrichmentType.transcript}
         api_keys = queries.get_api_keys(session, needs_key) if needs_key else {}
-    if len(lease.ids) == batch_size:
+    if len(lease.ids) == batch_size or lease.alone:
         on_full_batch()
     results = run(work, api_keys)
     _hold(lease, [r for r in results if isinstance(r, Held)])

@@ -22,6 +22,7 @@ from app.models.pauses import ProviderPause
 from app.models.queues import EnrichmentItem, WebhookEvent, WebhookLog
 from app.models.sync_jobs import CronJobLog, CronSchedule, HistoricalSyncJob
 from app.models.sync_queue import SyncOperation, SyncQueueItem
+from app.models.workers import WorkerProcess
 
 __all__ = [
     "Agency",
@@ -56,4 +57,5 @@ __all__ = [
     "SyncQueueItem",
     "WebhookEvent",
     "WebhookLog",
+    "WorkerProcess",
 ]

@@ -21,6 +21,9 @@ NAMING_CONVENTION = {
     "ix": "%(constraint_name)s",
 }
 
+# The queue rows a lost run touched that are due again: a claim takes each alone (app.queue).
+SUSPECT = "lost_runs > 0 AND status IN ('pending', 'failed') AND {attempts} < {max_attempts}"
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)

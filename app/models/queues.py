@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import INET
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import (
+    SUSPECT,
     Base,
     CreatedAt,
     EnrichmentType,
@@ -35,6 +36,11 @@ class WebhookEvent(Base):
             "idx_webhook_queue_retry",
             "next_retry_at",
             postgresql_where=text("status = 'failed' AND attempts < max_attempts"),
+        ),
+        Index(
+            "idx_webhook_queue_suspect",
+            "created_at",
+            postgresql_where=text(SUSPECT.format(attempts="attempts", max_attempts="max_attempts")),
         ),
         Index("idx_webhook_queue_agency", "agency_id"),
         Index("idx_webhook_queue_status", "status"),
@@ -67,6 +73,7 @@ class WebhookEvent(Base):
     processing_started_at: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
     next_retry_at: Mapped[datetime | None]
+    lost_runs: Mapped[int] = mapped_column(server_default=text("0"))
 
 
 class WebhookLog(Base):
@@ -120,6 +127,11 @@ class EnrichmentItem(Base):
             "next_retry_at",
             postgresql_where=text("status = 'failed' AND attempts < max_attempts"),
         ),
+        Index(
+            "idx_enrichment_queue_suspect",
+            "created_at",
+            postgresql_where=text(SUSPECT.format(attempts="attempts", max_attempts="max_attempts")),
+        ),
         Index("idx_enrichment_queue_call", "call_id"),
         Index("idx_enrichment_queue_type", "type"),
         Index("idx_enrichment_queue_status", "status"),
@@ -144,3 +156,5 @@ class EnrichmentItem(Base):
     processing_started_at: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
     next_retry_at: Mapped[datetime | None]
+    worker_id: Mapped[str | None]  # the worker process holding the claim (app.liveness)
+    lost_runs: Mapped[int] = mapped_column(server_default=text("0"))

@@ -60,6 +60,8 @@ class HistoricalSyncJob(Base):
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     last_activity_at: Mapped[datetime | None]
+    worker_id: Mapped[str | None]  # the worker process running its page (app.liveness)
+    lost_runs: Mapped[int] = mapped_column(server_default=text("0"))  # since its last page
 
 
 class CronJobLog(Base):

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, CheckConstraint, Identity, Index, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, CreatedAt, ProcessingStatus, UuidPk, pg_enum
+from app.models.base import SUSPECT, Base, CreatedAt, ProcessingStatus, UuidPk, pg_enum
 
 
 class SyncOperation(enum.StrEnum):
@@ -36,6 +36,13 @@ class SyncQueueItem(Base):
             postgresql_where=text("status = 'failed' AND retry_count < max_retries"),
         ),
         Index("idx_sync_queue_record", "table_name", "record_id", "seq"),
+        Index(
+            "idx_sync_queue_suspect",
+            "created_at",
+            postgresql_where=text(
+                SUSPECT.format(attempts="retry_count", max_attempts="max_retries")
+            ),
+        ),
         Index(
             "idx_sync_queue_processing",
             "processing_started_at",
@@ -73,5 +80,7 @@ class SyncQueueItem(Base):
     result: Mapped[dict[str, Any] | None]  # every id a signup created, by step
     tries: Mapped[int] = mapped_column(server_default=text("0"))  # claims, lost runs included
     processing_started_at: Mapped[datetime | None]  # the claim's lease
+    worker_id: Mapped[str | None]  # the worker process holding the claim (app.liveness)
+    lost_runs: Mapped[int] = mapped_column(server_default=text("0"))
     created_at: Mapped[CreatedAt]
     processed_at: Mapped[datetime | None]

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.orm import Session
 
-from app import errors, metrics
+from app import errors, liveness, metrics
 from app.models import Agency, HistoricalSyncJob, SyncJobStatus
 from app.ultravox.schemas import StartSync
 
@@ -25,14 +25,17 @@ class NotCancellable(errors.Conflict):
 
 
 def claim_sync_jobs(session: Session, *, limit: int, lease_seconds: int) -> list[Row[Any]]:
-    """claim_sync_jobs_batch: lease up to `limit` jobs, oldest first; rows of (id, cursor)."""
-    stmt = text("SELECT id, cursor FROM claim_sync_jobs_batch(:limit, :lease)")
+    """claim_sync_jobs_batch: up to `limit` jobs, oldest first, pending or with nobody running
+    them (their worker is gone, or their next page has not started for `lease_seconds`);
+    rows of (id, cursor, lost_runs)."""
+    stmt = text("SELECT id, cursor, lost_runs FROM claim_sync_jobs_batch(:limit, :lease)")
     with metrics.timed_claim("historical_sync_jobs"):
         return list(session.execute(stmt, {"limit": limit, "lease": lease_seconds}))
 
 
 def start_page(session: Session, job_id: uuid.UUID, cursor: str | None) -> HistoricalSyncJob | None:
-    """Renew the lease of an active job still waiting at `cursor`; None for a stale task."""
+    """Hold an active job still waiting at `cursor` (this worker runs it now); None for a
+    stale task."""
     stmt = (
         update(HistoricalSyncJob)
         .where(
@@ -44,10 +47,18 @@ def start_page(session: Session, job_id: uuid.UUID, cursor: str | None) -> Histo
             status=SyncJobStatus.in_progress,
             started_at=func.coalesce(HistoricalSyncJob.started_at, func.now()),
             last_activity_at=func.now(),
+            worker_id=liveness.holder(),
         )
         .returning(HistoricalSyncJob)
     )
     return session.scalars(stmt).one_or_none()
+
+
+def hand_off(session: Session, job_id: uuid.UUID) -> None:
+    """The job's next page is in the broker, run by nobody yet: claim_sync_jobs_batch sends
+    it again if it has not started in time (its message may have gone with a dead worker)."""
+    stmt = update(HistoricalSyncJob).where(HistoricalSyncJob.id == job_id).values(worker_id=None)
+    session.execute(stmt)
 
 
 def get_encrypted_api_key(session: Session, agency_id: uuid.UUID) -> bytes | None:

@@ -82,6 +82,12 @@ def import_pages(job_id: uuid.UUID, cursor: str | None, report: Progress) -> Res
         return _run(client, job, cursor, imported, report)
 
 
+def hand_off(job_id: uuid.UUID) -> None:
+    """This worker no longer runs the job: its next page waits in the broker."""
+    with db.session_scope() as session:
+        queries.hand_off(session, job_id)
+
+
 def needs_key(job_id: uuid.UUID, reason: str) -> None:
     """The job's agency has no usable Ultravox key: its Ultravox work pauses (app.pauses)."""
     with db.session_scope() as session:

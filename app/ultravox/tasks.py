@@ -18,6 +18,9 @@ from app.ultravox_api.client import UltravoxError, UltravoxRetryable
 
 CLAIM_BATCH = 3  # seed 000: each invocation processes up to 3 jobs
 PAGE_RETRIES = 3
+# A job handed on whose next page has not started after this long is sent again: its message
+# may have been taken by a worker that died. A duplicate page task is harmless (the cursor).
+UNSTARTED_SECONDS = 10
 NO_PENDING_JOBS = {"processed": 0, "message": "No pending jobs"}
 SEED_RESULT_KEYS = (
     "job_id",
@@ -33,7 +36,8 @@ SEED_RESULT_KEYS = (
 
 @periodic_task("process-historical-sync")
 def process_historical_sync() -> dict[str, Any]:
-    """Claim pending jobs and jobs whose worker died; send each one's next page."""
+    """Claim pending jobs and jobs nobody runs (their worker died); send each one's next
+    page. A job whose worker died MAX_LOST_RUNS times since its last stored page fails."""
     claimed = _claim()
     if not claimed:
         return NO_PENDING_JOBS
@@ -67,6 +71,7 @@ def process_sync_page(self: Task[Any, Any], job_id: str, cursor: str | None) -> 
         # tenacity already retried within the request; now retry the page from its cursor.
         if isinstance(error, UltravoxRetryable) and self.request.retries < PAGE_RETRIES:
             countdown = get_settings().task_retry_seconds
+            service.hand_off(job)
             raise self.retry(args=(job_id, failure.cursor), countdown=countdown) from error
         if isinstance(error, UltravoxError) and error.status == 401:
             service.needs_key(job, str(error))
@@ -87,16 +92,23 @@ def process_sync_page(self: Task[Any, Any], job_id: str, cursor: str | None) -> 
 
 def _follow_up(job_id: str, result: dict[str, Any]) -> None:
     if result.get("status") == "in_progress":
+        service.hand_off(uuid.UUID(job_id))
         process_sync_page.delay(job_id, result["cursor"])
     if result.get("imported_calls"):
         drains.ENRICHMENT.request()  # the imported calls queued their transcripts
 
 
 def _claim() -> list[Any]:
+    """The jobs claimed that are to run; one whose worker died MAX_LOST_RUNS times since its
+    last stored page fails instead."""
     with db.session_scope() as session:
-        return queries.claim_sync_jobs(
-            session, limit=CLAIM_BATCH, lease_seconds=get_settings().lease_seconds
+        claimed = queries.claim_sync_jobs(
+            session, limit=CLAIM_BATCH, lease_seconds=UNSTARTED_SECONDS
         )
+    lost = [job for job in claimed if job.lost_runs >= get_settings().max_lost_runs]
+    for job in lost:
+        service.fail_job(job.id, job.cursor, f"worker lost {job.lost_runs} times")
+    return [job for job in claimed if job not in lost]
 
 
 def process_historical_sync_here() -> dict[str, Any]:

@@ -17,19 +17,21 @@ from app import queue
 from app.models import WebhookEvent
 
 # FIFO by arrival: idx_webhook_queue_pending; due retries come through idx_webhook_queue_retry.
-WEBHOOK_QUEUE = queue.QueueTable(WebhookEvent, order_by=[WebhookEvent.created_at])
+# An event is never held: it is completed in the transaction that applies it.
+WEBHOOK_QUEUE = queue.QueueTable(WebhookEvent, order_by=[WebhookEvent.created_at], held=False)
 
 APPLY = text("SELECT apply_webhook_events(:ids)").bindparams(bindparam("ids", type_=ARRAY(Uuid)))
 
 
 def take_due_events(
     session: Session, *, limit: int, lease: timedelta, where: ColumnElement[bool] | None = None
-) -> list[uuid.UUID]:
+) -> queue.Lease:
     """Mark up to `limit` due events (meeting `where`) completed, to be applied in the
-    caller's transaction. It takes runs whose lease expired, then retries that came due (by
-    next_retry_at), then pending events oldest first (created_at), skipping events another
-    transaction has locked. The events are ours while the caller's transaction holds their
-    row locks: no other drain sees them, and a batch that rolls back is due again."""
+    caller's transaction. It takes one suspect alone (an event a dead worker was applying),
+    else retries that came due (by next_retry_at), then pending events oldest first
+    (created_at), skipping events another transaction has locked. The events are ours while
+    the caller's transaction holds their row locks: no other drain sees them, and a batch
+    that rolls back is due again."""
     return queue.complete_due(session, WEBHOOK_QUEUE, limit=limit, lease=lease, where=where)
 
 

@@ -3,7 +3,10 @@
 A batch is taken and applied in one transaction. When a payload the database refuses (a
 malformed timestamp, say) fails the batch, each event is taken and applied again on its own,
 so that only the bad one fails: attempts + 1, next_retry_at with backoff, and dead at
-max_attempts.
+max_attempts. Before applying, the drain notes the batch in its worker's row
+(liveness.note_applying): if the worker dies applying it, each of its events counts a lost
+run and is then applied alone (app.rescue), so that an event that kills its worker is found
+and ends dead, and the rest of its batch is applied.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from datetime import timedelta
 
 from sqlalchemy.exc import DBAPIError
 
-from app import db, drains, queue
+from app import db, drains, liveness, queue
 from app.config import get_settings
 from app.drains import Drained
 from app.models import WebhookEvent
@@ -35,10 +38,12 @@ def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drai
 
     def batch() -> Drained:
         with db.session_scope() as session:
-            taken.extend(queries.take_due_events(session, limit=batch_size, lease=lease))
-            if len(taken) == batch_size:
+            claimed = queries.take_due_events(session, limit=batch_size, lease=lease)
+            taken.extend(claimed.ids)
+            if len(taken) == batch_size or claimed.alone:
                 on_full_batch()
             if taken:
+                liveness.note_applying(taken)
                 queries.apply_events(session, taken)
         return Drained(len(taken), {"applied": len(taken)}, 0)
 
@@ -56,7 +61,7 @@ def _apply_one_by_one(event_ids: list[uuid.UUID], lease: timedelta) -> Drained:
 
     def apply(event_id: uuid.UUID) -> None:
         where = WebhookEvent.id == event_id
-        taken = queries.take_due_events(session, limit=1, lease=lease, where=where)
+        taken = queries.take_due_events(session, limit=1, lease=lease, where=where).ids
         if taken:
             queries.apply_events(session, taken)
         applied.extend(taken)

@@ -461,17 +461,20 @@ def lose_the_run(session: Session) -> list[uuid.UUID]:
     return claimed.ids
 
 
-def test_lost_runs_count_as_failures_until_the_item_is_dead_then_replay(
+def test_lost_runs_are_counted_until_the_item_is_dead_then_replay(
     session: Session, fake_bubble: FakeBubble
 ) -> None:
     item = enqueue(session, "INSERT", {"_type": "user", "name": "Ada"})
     assert [lose_the_run(session) for _ in range(3)] == [[item.id]] * 3
     lost = reloaded(session, item)
-    assert (lost.status, lost.retry_count, lost.tries) == (ProcessingStatus.processing, 2, 3)
-    assert lose_the_run(session) == []  # the third lost run was its last: dead, not re-run
-    assert_dead_after(
-        reloaded(session, item), tries=3, reason_end="the worker stopped before finishing"
+    assert (lost.status, lost.retry_count, lost.lost_runs, lost.tries) == (
+        ProcessingStatus.processing,
+        0,
+        2,
+        3,
     )
+    assert lose_the_run(session) == []  # the third lost run was its last: dead, not re-run
+    assert_dead_after(reloaded(session, item), tries=3, reason_end="worker lost 3 times")
     assert process() == []
     assert process(retries=True) == []
     assert "give exactly one of --all or --id" in callsync("bubble", "replay").stderr

@@ -15,7 +15,7 @@ from app import db, queue
 from app.models import ProcessingStatus, WebhookEvent
 from tests.helpers import make_agency
 
-EVENTS = queue.QueueTable(WebhookEvent, order_by=[WebhookEvent.created_at])
+EVENTS = queue.QueueTable(WebhookEvent, order_by=[WebhookEvent.created_at], held=False)
 LEASE = timedelta(minutes=5)
 
 
@@ -96,26 +96,29 @@ def status_of(session: Session, item: uuid.UUID) -> tuple[ProcessingStatus, int]
     return row.status, row.attempts
 
 
-def test_an_expired_lease_is_claimed_again_and_counts_as_an_attempt(session: Session) -> None:
-    [item] = add_events(session, 1)
+def test_an_expired_lease_is_claimed_again_alone_and_counts_a_lost_run(session: Session) -> None:
+    first, second = add_events(session, 2)
     with db.session_scope() as own:
-        assert queue.claim(own, EVENTS, limit=10, lease=LEASE).ids == [item]
+        assert queue.claim(own, EVENTS, limit=1, lease=LEASE).ids == [first]
     with db.session_scope() as own:
-        assert queue.claim(own, EVENTS, limit=10, lease=LEASE).ids == []  # still leased
-    backdate_lease(session, item)
+        assert queue.claim(own, EVENTS, limit=10, lease=LEASE).ids == [second]
+    backdate_lease(session, first)
+    backdate_lease(session, second)
     with db.session_scope() as own:
-        assert queue.claim(own, EVENTS, limit=10, lease=LEASE).ids == [item]
-    row = session.get_one(WebhookEvent, item, populate_existing=True)
-    assert (row.status, row.attempts, row.error_message) == (
+        taken = queue.claim(own, EVENTS, limit=10, lease=LEASE)
+    assert (taken.ids, taken.alone) == ([first], True)
+    row = session.get_one(WebhookEvent, first, populate_existing=True)
+    assert (row.status, row.attempts, row.lost_runs, row.error_message) == (
         ProcessingStatus.processing,
+        0,
         1,
-        queue.LEASE_EXPIRED,
+        "worker lost 1 time",
     )
 
 
-def test_a_lease_lost_on_the_last_attempt_leaves_the_row_dead(session: Session) -> None:
+def test_a_row_lost_max_lost_runs_times_is_dead(session: Session) -> None:
     [item] = add_events(session, 1)
-    session.execute(update(WebhookEvent).values(attempts=4))
+    session.execute(update(WebhookEvent).values(lost_runs=2))
     session.commit()
     with db.session_scope() as own:
         queue.claim(own, EVENTS, limit=10, lease=LEASE)
@@ -123,7 +126,31 @@ def test_a_lease_lost_on_the_last_attempt_leaves_the_row_dead(session: Session) 
     with db.session_scope() as own:
         assert queue.claim(own, EVENTS, limit=10, lease=LEASE).ids == []
     row = session.get_one(WebhookEvent, item, populate_existing=True)
-    assert (row.status, row.attempts) == (ProcessingStatus.failed, row.max_attempts)
+    assert (row.status, row.attempts, row.lost_runs, row.error_message) == (
+        ProcessingStatus.failed,
+        row.max_attempts,
+        3,
+        "worker lost 3 times",
+    )
+    with db.session_scope() as own:
+        assert queue.replay(own, EVENTS) == 1
+    row = session.get_one(WebhookEvent, item, populate_existing=True)
+    assert (row.status, row.attempts, row.lost_runs) == (ProcessingStatus.pending, 0, 0)
+
+
+def test_rows_a_dead_worker_was_applying_are_suspects_applied_one_at_a_time(
+    session: Session,
+) -> None:
+    ids = add_events(session, 4)
+    with db.session_scope() as own:
+        queue.lose(own, EVENTS, ids[1:3])
+    for expected in ([ids[1]], [ids[2]]):
+        with db.session_scope() as own:
+            taken = queue.complete_due(own, EVENTS, limit=10, lease=LEASE)
+        assert (taken.ids, taken.alone) == (expected, True)
+    with db.session_scope() as own:
+        rest = queue.complete_due(own, EVENTS, limit=10, lease=LEASE)
+    assert (sorted(rest.ids), rest.alone) == (sorted([ids[0], ids[3]]), False)
 
 
 def test_backoff_doubles_up_to_the_cap_with_bounded_jitter() -> None:
@@ -184,20 +211,20 @@ def test_a_worker_whose_lease_was_taken_over_changes_nothing(session: Session) -
         assert queue.mark_failed(own, EVENTS, first, item, "late", base=30, cap=3600) is False
     with db.session_scope() as own:
         assert len(queue.mark_completed(own, EVENTS, second)) == 1
-    assert status_of(session, item) == (ProcessingStatus.completed, 1)
+    assert status_of(session, item) == (ProcessingStatus.completed, 0)
 
 
 def test_rows_completed_in_a_transaction_that_rolls_back_are_due_again(session: Session) -> None:
     ids = add_events(session, 3)
     with db.get_sessionmaker()() as first, db.session_scope() as second:
-        taken = queue.complete_due(first, EVENTS, limit=2, lease=LEASE)
+        taken = queue.complete_due(first, EVENTS, limit=2, lease=LEASE).ids
         assert sorted(taken) == sorted(ids[:2])  # the oldest two; RETURNING has no order
         # While the first transaction holds them, another takes only the rest.
-        assert queue.complete_due(second, EVENTS, limit=10, lease=LEASE) == ids[2:]
+        assert queue.complete_due(second, EVENTS, limit=10, lease=LEASE).ids == ids[2:]
         first.rollback()  # the work failed, or its worker died
     assert status_of(session, ids[0]) == (ProcessingStatus.pending, 0)
     with db.session_scope() as own:
-        assert sorted(queue.complete_due(own, EVENTS, limit=10, lease=LEASE)) == sorted(ids[:2])
+        assert sorted(queue.complete_due(own, EVENTS, limit=10, lease=LEASE).ids) == sorted(ids[:2])
     assert status_of(session, ids[0]) == (ProcessingStatus.completed, 0)
 
 
@@ -209,7 +236,7 @@ def test_a_failure_of_work_that_rolled_back_is_recorded_unless_another_holds_the
     with db.session_scope() as own, db.session_scope() as other:
         assert queue.complete_due(
             other, EVENTS, limit=1, lease=LEASE, where=WebhookEvent.id == held
-        )
+        ).ids
         assert fail_due(own, EVENTS, free, "boom") is True
         assert fail_due(own, EVENTS, held, "boom") is False  # skipped, locked
     assert status_of(session, free) == (ProcessingStatus.failed, 1)

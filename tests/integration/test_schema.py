@@ -89,6 +89,16 @@ SEED_COLUMNS = {
     ],
 }
 
+# What callsync adds after the seed's columns: who holds a claim, and its lost runs
+# (app.liveness, app.queue).
+LOST_RUNS = ("lost_runs", "integer", "0", False)
+WORKER_ID = ("worker_id", "text", None, True)
+ADDED_COLUMNS = {
+    "historical_sync_jobs": [WORKER_ID, LOST_RUNS],
+    "webhook_queue": [LOST_RUNS],
+    "enrichment_queue": [WORKER_ID, LOST_RUNS],
+}
+
 # Constraint name -> (table, definition as pg_get_constraintdef prints it).
 SEED_CONSTRAINTS = {
     "historical_sync_jobs_pkey": ("historical_sync_jobs", "PRIMARY KEY (id)"),
@@ -203,7 +213,7 @@ def test_columns_match_the_seed(session: Session, table: str) -> None:
         )
         for row in rows
     ]
-    assert found == SEED_COLUMNS[table]
+    assert found == SEED_COLUMNS[table] + ADDED_COLUMNS.get(table, [])
 
 
 def test_constraints_match_the_seed(session: Session) -> None:

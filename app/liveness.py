@@ -1,0 +1,164 @@
+"""Which worker processes are alive, so that what a dead one held is taken over in seconds.
+
+Every worker child has a row in `workers`, keyed by its Celery node name and pid, which a
+thread of its own renews every WORKER_HEARTBEAT_SECONDS. A claim records the id of the process
+that made it (`holder()`, a queue row's worker_id), and the claim holds for as long as that
+row exists, however long the work takes. A row not renewed for WORKER_DEAD_AFTER_SECONDS
+belongs to a dead worker: app.rescue deletes it, and what it held is claimable again.
+
+A claim made outside a worker child (the API, the CLI, an embedded test worker) has no holder
+and falls back to the lease (LEASE_SECONDS), as every claim did before.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Engine, create_engine, delete, exists, func, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app import db
+from app.config import Settings
+from app.models import WorkerProcess
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One worker child: its node, the start of the node it belongs to, and its pid."""
+
+    node: str
+    boot: str
+    pid: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.node}:{self.pid}"
+
+
+_node: tuple[str, str] | None = None  # this worker's node name and start, set before forking
+_heartbeat: Heartbeat | None = None  # this process's, when it is a worker child
+
+
+def name_node(node: str) -> tuple[str, str]:
+    """In a worker's main process, before its children fork: this start of `node`."""
+    global _node
+    _node = (node, uuid.uuid4().hex)
+    return _node
+
+
+def this_node() -> tuple[str, str] | None:
+    """This worker's node name and start, in its main process and its children."""
+    return _node
+
+
+def holder() -> str | None:
+    """The worker id that this process's claims record; None outside a worker child."""
+    return _heartbeat.me.id if _heartbeat is not None else None
+
+
+def alive(worker_id: InstrumentedAttribute[str | None] | ColumnElement[str]) -> ColumnElement[bool]:
+    """The worker that `worker_id` names still has its row."""
+    return exists().where(WorkerProcess.id == worker_id)
+
+
+def start_heartbeat(settings: Settings, reap: Callable[[], object]) -> None:
+    """In a worker child: register it and renew its row from a thread; each beat also runs
+    `reap`, once this process has itself been beating for WORKER_DEAD_AFTER_SECONDS."""
+    global _heartbeat
+    if _node is None:
+        return  # not started by `celery worker`
+    node, boot = _node
+    _heartbeat = Heartbeat(Identity(node, boot, os.getpid()), settings, reap)
+    _heartbeat.start()
+
+
+def stop_heartbeat() -> None:
+    """A child that exits: its row goes, so whatever it still held is claimable at once."""
+    if _heartbeat is not None:
+        _heartbeat.stop()
+
+
+def note_applying(ids: Sequence[uuid.UUID]) -> None:
+    """Record, committed, the webhook events this process is about to apply: their own
+    transaction leaves no trace of them if the worker dies while applying."""
+    me = holder()
+    if me is None:
+        return
+    stmt = update(WorkerProcess).where(WorkerProcess.id == me).values(applying=list(ids))
+    with db.get_engine().begin() as connection:
+        connection.execute(stmt)
+
+
+class Heartbeat:
+    """A daemon thread renewing one worker's row over a connection of its own."""
+
+    def __init__(self, me: Identity, settings: Settings, reap: Callable[[], object]) -> None:
+        self.me = me
+        self._interval = settings.worker_heartbeat_seconds
+        self._trusted_after = settings.worker_dead_after_seconds
+        self._reap = reap
+        self._engine: Engine = create_engine(
+            settings.database_url, pool_size=1, max_overflow=0, hide_parameters=True
+        )
+        self._stopped = threading.Event()
+        self._beating_since: float | None = None
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self.beat()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(delete(WorkerProcess).where(WorkerProcess.id == self.me.id))
+        except Exception as error:
+            log.warning("worker %s could not remove its row: %s", self.me.id, error)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            if self.beat() and self._trusted():
+                self._reap_safely()
+
+    def beat(self) -> bool:
+        """Renew (or write again) this worker's row; False when the database is unreachable."""
+        row = {"id": self.me.id, "node": self.me.node, "boot": self.me.boot, "pid": self.me.pid}
+        stmt = insert(WorkerProcess).values(row)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[WorkerProcess.id], set_={"heartbeat_at": func.now()}
+        )
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(stmt)
+        except Exception as error:
+            if self._beating_since is not None:
+                log.warning("worker %s: heartbeat failed: %s", self.me.id, error)
+            self._beating_since = None
+            self._engine.dispose()
+            return False
+        if self._beating_since is None:
+            self._beating_since = time.monotonic()
+        return True
+
+    def _trusted(self) -> bool:
+        """After an outage every worker's row is old: only a worker that has been beating
+        again for as long as death takes may judge the others, so that none is taken for
+        dead merely because it has not reconnected yet."""
+        since = self._beating_since
+        return since is not None and time.monotonic() - since >= self._trusted_after
+
+    def _reap_safely(self) -> None:
+        try:
+            self._reap()
+        except Exception:
+            log.exception("worker %s: rescue failed", self.me.id)
