@@ -116,10 +116,10 @@ def _configure_logging(**_: Any) -> None:
     logs.configure(settings)
 
 
-def send_tick(name: str) -> None:
-    """Send beat entry `name`'s task now, as beat would."""
+def send_tick(name: str, **kwargs: Any) -> None:
+    """Send beat entry `name`'s task now, as beat would (with `kwargs`, if given)."""
     entry = app.conf.beat_schedule[name]
-    app.send_task(entry["task"], **entry.get("options", {}))
+    app.send_task(entry["task"], kwargs=kwargs, **entry.get("options", {}))
 
 
 @celeryd_after_setup.connect
@@ -139,7 +139,7 @@ def _rescue_predecessors(**_: Any) -> None:
 @worker_process_init.connect
 def _start_child(**_: Any) -> None:
     db.dispose_after_fork()
-    liveness.start_heartbeat(settings, reap=lambda: rescue.reap(settings, send_tick))
+    liveness.start_heartbeat(settings, watch=rescue.Watch(settings, send_tick))
     # What the child inherits (the app, every module) lives as long as it does. Frozen, it is
     # left out of the cyclic GC's passes, which otherwise walked all of it again and again:
     # a third of a historical sync's CPU in the worker.

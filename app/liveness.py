@@ -19,8 +19,9 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, create_engine, delete, exists, func, update
+from sqlalchemy import ColumnElement, Engine, create_engine, delete, event, exists, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -70,15 +71,32 @@ def alive(worker_id: InstrumentedAttribute[str | None] | ColumnElement[str]) -> 
     return exists().where(WorkerProcess.id == worker_id)
 
 
-def start_heartbeat(settings: Settings, reap: Callable[[], object]) -> None:
-    """In a worker child: register it and renew its row from a thread; each beat also runs
-    `reap`, once this process has itself been beating for WORKER_DEAD_AFTER_SECONDS."""
+@dataclass(frozen=True)
+class Beat:
+    """What one heartbeat saw: `trusted` once this process has been beating for as long as
+    death takes (it may judge others dead); `reconnected` when the database came back after
+    beats that failed."""
+
+    trusted: bool
+    reconnected: bool
+
+
+def start_heartbeat(settings: Settings, watch: Callable[[Beat], object]) -> None:
+    """In a worker child: register it and renew its row from a thread, calling `watch` after
+    each beat that reached the database."""
     global _heartbeat
     if _node is None:
         return  # not started by `celery worker`
     node, boot = _node
-    _heartbeat = Heartbeat(Identity(node, boot, os.getpid()), settings, reap)
+    _heartbeat = Heartbeat(Identity(node, boot, os.getpid()), settings, watch)
+    event.listen(db.get_engine(), "do_connect", _named)
     _heartbeat.start()
+
+
+def _named(_: Any, __: Any, ___: Any, parameters: dict[str, Any]) -> None:
+    """Each database connection of a worker child carries its worker id as application_name,
+    so that a dead worker's sessions can be ended (app.rescue)."""
+    parameters["application_name"] = holder()
 
 
 def stop_heartbeat() -> None:
@@ -101,13 +119,17 @@ def note_applying(ids: Sequence[uuid.UUID]) -> None:
 class Heartbeat:
     """A daemon thread renewing one worker's row over a connection of its own."""
 
-    def __init__(self, me: Identity, settings: Settings, reap: Callable[[], object]) -> None:
+    def __init__(self, me: Identity, settings: Settings, watch: Callable[[Beat], object]) -> None:
         self.me = me
         self._interval = settings.worker_heartbeat_seconds
         self._trusted_after = settings.worker_dead_after_seconds
-        self._reap = reap
+        self._watch = watch
         self._engine: Engine = create_engine(
-            settings.database_url, pool_size=1, max_overflow=0, hide_parameters=True
+            settings.database_url,
+            pool_size=1,
+            max_overflow=0,
+            hide_parameters=True,
+            connect_args={"application_name": me.id},
         )
         self._stopped = threading.Event()
         self._beating_since: float | None = None
@@ -126,9 +148,13 @@ class Heartbeat:
             log.warning("worker %s could not remove its row: %s", self.me.id, error)
 
     def _run(self) -> None:
+        failed = False
         while not self._stopped.wait(self._interval):
-            if self.beat() and self._trusted():
-                self._reap_safely()
+            if not self.beat():
+                failed = True
+                continue
+            self._watch_safely(Beat(trusted=self._trusted(), reconnected=failed))
+            failed = False
 
     def beat(self) -> bool:
         """Renew (or write again) this worker's row; False when the database is unreachable."""
@@ -157,8 +183,8 @@ class Heartbeat:
         since = self._beating_since
         return since is not None and time.monotonic() - since >= self._trusted_after
 
-    def _reap_safely(self) -> None:
+    def _watch_safely(self, beat: Beat) -> None:
         try:
-            self._reap()
-        except Exception:
-            log.exception("worker %s: rescue failed", self.me.id)
+            self._watch(beat)
+        except Exception as error:
+            log.warning("worker %s: rescue failed: %s", self.me.id, error)

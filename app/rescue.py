@@ -7,6 +7,10 @@ claims stop holding: the next claim of each queue takes its rows over, one at a 
 counting a lost run on each (app.queue). The webhook events it was applying count a lost run
 here, since their rolled-back transaction left no claim behind. Then the ticks that claim are
 sent at once.
+
+The same ticks are sent when the database comes back after an outage (the drains that failed
+meanwhile gave up) and when Redis was restarted (its messages are gone): one worker sends
+them, the first to notice.
 """
 
 from __future__ import annotations
@@ -15,27 +19,69 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, delete, func
+from redis import Redis
+from sqlalchemy import ColumnElement, delete, func, text
 from sqlalchemy.orm import Session
 
 from app import db, queue
+from app.broker import get_redis
 from app.config import Settings
+from app.liveness import Beat
 from app.models import WebhookEvent, WorkerProcess
 
 log = logging.getLogger(__name__)
 
-# The beat entries whose ticks claim what a dead worker held: the historical sync's jobs,
-# the three queues. Campaign dials and Salesforce runs are taken over at their next run.
-RESCUE_TICKS = (
-    "process-historical-sync",
-    "process-webhook-queue",
-    "process-enrichment-queue",
-    "bubble-sync-processor",
-)
+# The beat entries whose ticks claim what a dead worker held, with their arguments: the
+# historical sync's jobs (those handed on too: their next page may have been in the dead
+# worker's hands), the three queues. Campaign dials and Salesforce runs are taken over at
+# their next run.
+RESCUE_TICKS: dict[str, dict[str, object]] = {
+    "process-historical-sync": {"unstarted_seconds": 0},
+    "process-webhook-queue": {},
+    "process-enrichment-queue": {},
+    "bubble-sync-processor": {},
+}
 
 APPLYING = queue.QueueTable(WebhookEvent, order_by=[WebhookEvent.created_at], held=False)
 
-SendTick = Callable[[str], object]
+SendTick = Callable[..., object]  # a beat entry's name, and keyword arguments for its task
+
+RESUME_KEY = "callsync:rescue:resumed"
+RESUME_EVERY_MS = 5_000  # however many workers notice an outage's end, one sends the ticks
+
+
+class Watch:
+    """What a worker child does after each heartbeat (liveness.start_heartbeat)."""
+
+    def __init__(self, settings: Settings, send: SendTick) -> None:
+        self._settings = settings
+        self._send = send
+        self._redis = get_redis()
+        self._redis_run: str | None = None
+
+    def __call__(self, beat: Beat) -> None:
+        if beat.reconnected or self._redis_restarted():
+            resume(self._redis, self._send)
+        if beat.trusted:
+            reap(self._settings, self._send)
+
+    def _redis_restarted(self) -> bool:
+        run = str(self._redis.info("server")["run_id"])
+        restarted = self._redis_run is not None and run != self._redis_run
+        self._redis_run = run
+        return restarted
+
+
+def resume(redis: Redis, send: SendTick) -> None:
+    """After an outage: send the rescue ticks, unless another worker just did."""
+    if redis.set(RESUME_KEY, 1, nx=True, px=RESUME_EVERY_MS):
+        log.warning("the database or Redis came back: claiming what waits")
+        _send_ticks(send)
+
+
+def _send_ticks(send: SendTick) -> None:
+    for entry, kwargs in RESCUE_TICKS.items():
+        send(entry, **kwargs)
 
 
 def reap(settings: Settings, send: SendTick) -> list[str]:
@@ -56,15 +102,27 @@ def bury(dead: ColumnElement[bool], send: SendTick) -> list[str]:
         buried = _delete(session, dead)
     if buried:
         log.warning("workers gone, their work is claimed again: %s", ", ".join(buried))
-        for entry in RESCUE_TICKS:
-            send(entry)
+        _send_ticks(send)
     return buried
+
+
+# A dead worker's database sessions can outlive it: a statement that hangs runs on after its
+# client is gone, holding its locks. They are ended; application_name is the worker id
+# (app.liveness), at most 63 characters.
+END_SESSIONS = text("""
+    SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+    WHERE application_name IN (SELECT left(dead, 63) FROM unnest(CAST(:ids AS text[])) AS dead)
+      AND pid <> pg_backend_pid()
+""")
 
 
 def _delete(session: Session, dead: ColumnElement[bool]) -> list[str]:
     stmt = delete(WorkerProcess).where(dead).returning(WorkerProcess.id, WorkerProcess.applying)
     rows = session.execute(stmt).all()
+    ids = [row.id for row in rows]
+    if ids:
+        session.execute(END_SESSIONS, {"ids": ids})
     applying = [event for row in rows for event in row.applying or []]
-    if applying:
+    if applying:  # waits for the ended sessions' locks to go
         queue.lose(session, APPLYING, applying)
-    return [row.id for row in rows]
+    return ids

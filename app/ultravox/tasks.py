@@ -35,14 +35,18 @@ SEED_RESULT_KEYS = (
 
 
 @periodic_task("process-historical-sync")
-def process_historical_sync() -> dict[str, Any]:
-    """Claim pending jobs and jobs nobody runs (their worker died); send each one's next
-    page. A job whose worker died MAX_LOST_RUNS times since its last stored page fails."""
-    claimed = _claim()
+def process_historical_sync(unstarted_seconds: int = UNSTARTED_SECONDS) -> dict[str, Any]:
+    """Claim pending jobs and jobs nobody runs (their worker died, or their next page has not
+    started for `unstarted_seconds`); send each one's next page. A job whose worker died
+    MAX_LOST_RUNS times since its last stored page fails. The rescue after a worker's death
+    sends this with 0: the pages waiting in the broker may have gone with the worker."""
+    claimed = _claim(unstarted_seconds)
     if not claimed:
         return NO_PENDING_JOBS
     for job in claimed:
         process_sync_page.delay(str(job.id), job.cursor)
+    if len(claimed) == CLAIM_BATCH and unstarted_seconds < UNSTARTED_SECONDS:
+        process_historical_sync.delay(unstarted_seconds)  # a rescue takes every job
     return {
         "processed": len(claimed),
         "results": [{"job_id": str(job.id), "cursor": job.cursor} for job in claimed],
@@ -98,12 +102,12 @@ def _follow_up(job_id: str, result: dict[str, Any]) -> None:
         drains.ENRICHMENT.request()  # the imported calls queued their transcripts
 
 
-def _claim() -> list[Any]:
+def _claim(unstarted_seconds: int = UNSTARTED_SECONDS) -> list[Any]:
     """The jobs claimed that are to run; one whose worker died MAX_LOST_RUNS times since its
     last stored page fails instead."""
     with db.session_scope() as session:
         claimed = queries.claim_sync_jobs(
-            session, limit=CLAIM_BATCH, lease_seconds=UNSTARTED_SECONDS
+            session, limit=CLAIM_BATCH, lease_seconds=unstarted_seconds
         )
     lost = [job for job in claimed if job.lost_runs >= get_settings().max_lost_runs]
     for job in lost:

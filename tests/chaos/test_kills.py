@@ -1,7 +1,10 @@
-"""kill -9 of the worker mid-batch, again and again: nothing lost, nothing applied twice."""
+"""Workers killed (kill -9), lost or shut down in the middle of their work, at the settings a
+user gets: the work goes on within seconds, nothing is lost, nothing is applied twice."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -9,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import db, drains
-from app.fakes.ultravox import FakeUltravox, generate_calls
+from app.fakes.ultravox import FakeUltravox, Fault, generate_calls
 from app.models import (
     Call,
     EnrichmentItem,
@@ -23,28 +26,34 @@ from tests.chaos.conftest import (
     CALLS,
     EVENTS,
     KILLS,
+    Scenario,
+    baseline,
     count,
     queue_events,
     scalar,
     start_sync,
-    ticking_until,
+    time_to_progress,
 )
-from tests.helpers import ApiClient, Worker, events_held, make_agency
+from tests.conftest import delete_rows
+from tests.helpers import ApiClient, Worker, events_held, make_agency, wait_for
+
+COMPLETED = WebhookEvent.status == ProcessingStatus.completed
 
 
 def kill_as_it_goes(
     worker: Worker,
-    entry: str,
     progress: Callable[[], int],
     total: int,
     in_flight: Callable[[], int],
-) -> list[int]:
+    kills: int = KILLS,
+) -> tuple[list[int], list[float]]:
     """Each time another slice of the work is done, kill the worker while it holds work, and
-    start it again; beat's `entry` ticks meanwhile. The worker is frozen (SIGSTOP) to look:
+    start it again at once, as a supervisor would. The worker is frozen (SIGSTOP) to look:
     it is killed if it holds work (`in_flight()`), else let go on. Returns the work held at
-    each kill."""
-    step = max(1, total // (KILLS + 2))
+    each kill, and the seconds from each kill until the work went on."""
+    step = max(1, total // (kills + 2))
     held: list[int] = []
+    recoveries: list[float] = []
     at_start = progress()
 
     def frozen_holding_work() -> bool:
@@ -58,112 +67,245 @@ def kill_as_it_goes(
         worker.thaw()
         return False
 
-    while len(held) < KILLS:
-        ticking_until(
-            entry, frozen_holding_work, timeout=120, what="work in flight to kill", interval=0.005
-        )
+    while len(held) < kills:
+        wait_for(frozen_holding_work, timeout=120, what="work in flight to kill", interval=0.005)
+        killed_at = time.monotonic()
         worker.kill()
         worker.start()
+        recoveries.append(time_to_progress(progress, killed_at, total=total))
         at_start = progress()
-    return held
+    return held, recoveries
+
+
+def slow_pages(fake: FakeUltravox) -> None:
+    """Every page takes 0.2 s to come: a sync long enough to lose a worker in."""
+    fake.inject_at_random(1.0, [Fault("slow", params={"seconds": 0.2})], endpoint="calls")
+
+
+def drain_events(session: Session, seed: int) -> int:
+    """Queue every lifecycle event of EVENTS / 4 calls and ask for a drain; returns the calls."""
+    calls = queue_events(make_agency(session), seed=seed, events=EVENTS)
+    drains.WEBHOOKS.request()
+    return calls
+
+
+def all_applied() -> None:
+    wait_for(lambda: count(WebhookEvent, COMPLETED) == EVENTS, timeout=300, what="every event")
 
 
 @pytest.mark.timeout(600)
-def test_kill_9_during_a_webhook_drain_loses_no_event_and_applies_none_twice(
-    session: Session, chaos_worker: Callable[..., Worker], report: Callable[..., None]
+def test_repeated_kills_during_a_webhook_drain_lose_no_event_and_apply_none_twice(
+    session: Session,
+    chaos_worker: Callable[..., Worker],
+    scenario: Callable[[Scenario], None],
 ) -> None:
-    calls = queue_events(make_agency(session), seed=11, events=EVENTS)
     worker = chaos_worker("default,webhooks")
-    drains.WEBHOOKS.request()
-    completed = WebhookEvent.status == ProcessingStatus.completed
-    held = kill_as_it_goes(
-        worker,
-        "process-webhook-queue",
-        progress=lambda: count(WebhookEvent, completed),
-        total=EVENTS,
-        in_flight=events_held,
+
+    def fault_free() -> None:
+        drain_events(session, seed=10)
+        all_applied()
+        worker.wait_idle()
+        delete_rows()
+
+    base = baseline(f"webhooks {EVENTS:,}", fault_free)
+    start = time.monotonic()
+    calls = drain_events(session, seed=11)
+    held, recoveries = kill_as_it_goes(
+        worker, lambda: count(WebhookEvent, COMPLETED), EVENTS, in_flight=events_held
     )
-    ticks = ticking_until(
-        "process-webhook-queue",
-        lambda: count(WebhookEvent, completed) == EVENTS,
-        timeout=300,
-        what="every event to be applied",
-    )
+    all_applied()
+    seconds = time.monotonic() - start
     worker.wait_idle()
 
-    stored = count(Call)
     billed = count(Call, Call.last_event == "call.billed", Call.ended.is_not(None))
     transcripts = count(EnrichmentItem, EnrichmentItem.type == EnrichmentType.transcript)
-    retried = count(WebhookEvent, WebhookEvent.attempts > 0)
     dead = count(WebhookEvent, WebhookEvent.status == ProcessingStatus.failed)
-    report(
-        "kill -9 mid webhook drain",
-        f"{KILLS} kills during {EVENTS:,} events; events held by the killed batches: {held}",
-        f"{EVENTS:,} completed, {dead} dead; {stored:,} calls, all at call.billed: "
-        f"{billed == calls}; {transcripts:,} transcript items (once per call); "
-        f"{retried:,} attempts counted (the killed batches rolled back); {ticks} ticks after "
-        "the last kill",
-        stored == billed == transcripts == calls and dead == retried == 0,
+    row = Scenario(
+        "repeated_kills",
+        f"webhook drain, {KILLS} kill -9 and restarts (held {held} events)",
+        count(WebhookEvent, COMPLETED),
+        EVENTS,
+        seconds,
+        base,
+        max(recoveries),
+        dead + (calls - billed),
+        max(0, transcripts - calls),
     )
+    scenario(row)
     assert dead == 0
-    assert stored == calls
-    assert billed == calls  # each call's final state, whatever order its batches ran in
+    assert billed == count(Call) == calls  # each call's final state, whatever the order
     assert transcripts == calls  # call.ended applied once in effect: one trigger firing
-    assert retried == 0  # a killed batch rolls back whole: it costs its events no attempt
+    assert count(WebhookEvent, WebhookEvent.attempts > 0) == 0  # a lost run is no attempt
+    assert row.ok, row
+
+
+def sync_job(job_id: uuid.UUID) -> HistoricalSyncJob:
+    with db.session_scope() as reader:
+        row = reader.get_one(HistoricalSyncJob, job_id)
+        reader.expunge(row)
+        return row
+
+
+def sync_finished(job_id: uuid.UUID) -> None:
+    wait_for(
+        lambda: sync_job(job_id).status != SyncJobStatus.in_progress,
+        timeout=300,
+        what="the sync to finish",
+    )
+
+
+def sync_row(
+    name: str, work: str, job_id: uuid.UUID, fake: FakeUltravox, seconds: float, **row: float
+) -> Scenario:
+    """The row of a sync scenario: calls stored once each, counters exact."""
+    final = sync_job(job_id)
+    ended = sum(1 for call in fake.calls if call["ended"] is not None)
+    stored = count(Call)
+    distinct = int(scalar(select(func.count(func.distinct(Call.ultravox_call_id)))) or 0)
+    assert final.status == SyncJobStatus.completed, final.error_message
+    assert final.processed_calls == final.total_calls == len(fake.calls)
+    assert final.imported_calls == stored == distinct == ended
+    return Scenario(
+        name,
+        work,
+        final.processed_calls,
+        len(fake.calls),
+        seconds,
+        row.get("baseline"),
+        row.get("recovery"),
+        ended - distinct,
+        (stored - distinct) + abs(final.imported_calls - ended),
+    )
+
+
+def sync_baseline(session: Session, api: ApiClient, worker: Worker) -> float:
+    def fault_free() -> None:
+        sync_finished(start_sync(api, session))
+        worker.wait_idle()
+        delete_rows()
+
+    return baseline(f"sync {CALLS:,}", fault_free)
+
+
+def processed(job_id: uuid.UUID) -> Callable[[], int]:
+    return lambda: sync_job(job_id).processed_calls
 
 
 @pytest.mark.timeout(600)
-def test_kill_9_during_a_historical_sync_stores_every_call_once_with_exact_counters(
+def test_repeated_kills_during_a_historical_sync_store_every_call_once(
     session: Session,
     chaos_worker: Callable[..., Worker],
     api: ApiClient,
     fake_ultravox: FakeUltravox,
-    report: Callable[..., None],
+    scenario: Callable[[Scenario], None],
 ) -> None:
     fake_ultravox.add_calls(generate_calls(CALLS, seed=12))
     worker = chaos_worker("default,sync")
+    base = sync_baseline(session, api, worker)
+    start = time.monotonic()
     job_id = start_sync(api, session)
-
-    def job() -> HistoricalSyncJob:
-        with db.session_scope() as reader:
-            row = reader.get_one(HistoricalSyncJob, job_id)
-            reader.expunge(row)
-            return row
-
     total = len(fake_ultravox.calls)
-    held = kill_as_it_goes(
-        worker,
-        "process-historical-sync",
-        progress=lambda: job().processed_calls,
-        total=total,
-        in_flight=lambda: job().processed_calls,
-    )
-    ticks = ticking_until(
-        "process-historical-sync",
-        lambda: job().status != SyncJobStatus.in_progress,
-        timeout=300,
-        what="the job to finish",
-    )
+    progress = processed(job_id)
+    held, recoveries = kill_as_it_goes(worker, progress, total, in_flight=progress)
+    sync_finished(job_id)
+    work = f"{total:,}-call sync, {KILLS} kill -9 and restarts (at {held} calls)"
+    seconds = time.monotonic() - start
     worker.wait_idle()
-
-    final = job()
-    ended = sum(1 for call in fake_ultravox.calls if call["ended"] is not None)
-    stored = count(Call)
-    distinct = int(scalar(select(func.count(func.distinct(Call.ultravox_call_id)))) or 0)
-    pages = [q.get("cursor") for _, path, q in fake_ultravox.requests_seen if path == "/api/calls"]
-    report(
-        "kill -9 mid historical sync",
-        f"{KILLS} kills during a {total:,}-call import, at {held} calls processed",
-        f"job {final.status.value}: processed {final.processed_calls:,} of "
-        f"{final.total_calls:,}, imported {final.imported_calls:,}, skipped "
-        f"{final.skipped_calls:,}; {stored:,} calls stored ({distinct:,} distinct); "
-        f"{len(pages) - len(set(pages))} pages fetched again after a kill; {ticks} ticks",
-        final.status == SyncJobStatus.completed
-        and stored == distinct == ended
-        and final.imported_calls == ended
-        and final.processed_calls == total,
+    row = sync_row(
+        "repeated_kills",
+        work,
+        job_id,
+        fake_ultravox,
+        seconds,
+        baseline=base,
+        recovery=max(recoveries),
     )
-    assert final.status == SyncJobStatus.completed
-    assert final.processed_calls == final.total_calls == total
-    assert final.imported_calls == stored == distinct == ended
-    assert final.skipped_calls == total - ended
+    scenario(row)
+    assert row.ok, row
+
+
+@pytest.mark.timeout(300)
+def test_one_kill_of_the_whole_worker_restarted_at_once_resumes_the_sync_in_seconds(
+    session: Session,
+    chaos_worker: Callable[..., Worker],
+    api: ApiClient,
+    fake_ultravox: FakeUltravox,
+    scenario: Callable[[Scenario], None],
+) -> None:
+    fake_ultravox.add_calls(generate_calls(CALLS, seed=13))
+    worker = chaos_worker("default,sync")
+    base = sync_baseline(session, api, worker)
+    start = time.monotonic()
+    job_id = start_sync(api, session)
+    progress = processed(job_id)
+    _, [recovery] = kill_as_it_goes(worker, progress, CALLS, in_flight=progress, kills=1)
+    sync_finished(job_id)
+    seconds = time.monotonic() - start
+    worker.wait_idle()
+    work = f"{CALLS:,}-call sync, one kill -9, restarted at once"
+    row = sync_row(
+        "crash_recovery", work, job_id, fake_ultravox, seconds, baseline=base, recovery=recovery
+    )
+    scenario(row)
+    assert row.ok, row
+
+
+@pytest.mark.timeout(300)
+def test_the_survivor_of_two_workers_takes_over_the_sync_of_the_one_killed(
+    session: Session,
+    chaos_worker: Callable[..., Worker],
+    api: ApiClient,
+    fake_ultravox: FakeUltravox,
+    scenario: Callable[[Scenario], None],
+) -> None:
+    fake_ultravox.add_calls(generate_calls(CALLS, seed=14))
+    slow_pages(fake_ultravox)
+    first = chaos_worker("default,sync")
+    second = chaos_worker("default,sync")
+    start = time.monotonic()
+    job_id = start_sync(api, session)
+    progress = processed(job_id)
+    wait_for(lambda: sync_job(job_id).worker_id is not None, what="a worker to run the sync")
+    holder = sync_job(job_id).worker_id
+    doomed, survivor = (
+        (first, second) if holder and holder.startswith(first.name) else (second, first)
+    )
+    killed_at = time.monotonic()
+    doomed.kill()  # and never started again: the machine is gone
+    recovery = time_to_progress(progress, killed_at, total=len(fake_ultravox.calls))
+    fake_ultravox.clear_faults()
+    sync_finished(job_id)
+    seconds = time.monotonic() - start
+    survivor.wait_idle()
+    work = f"{len(fake_ultravox.calls):,}-call sync on two workers, one killed for good"
+    row = sync_row("worker_loss", work, job_id, fake_ultravox, seconds, recovery=recovery)
+    scenario(row)
+    assert row.ok, row
+
+
+@pytest.mark.timeout(300)
+def test_a_warm_shutdown_mid_sync_leaves_nothing_waiting_for_the_next_worker(
+    session: Session,
+    chaos_worker: Callable[..., Worker],
+    api: ApiClient,
+    fake_ultravox: FakeUltravox,
+    scenario: Callable[[Scenario], None],
+) -> None:
+    fake_ultravox.add_calls(generate_calls(CALLS, seed=15))
+    slow_pages(fake_ultravox)
+    old = chaos_worker("default,sync")
+    start = time.monotonic()
+    job_id = start_sync(api, session)
+    progress = processed(job_id)
+    wait_for(lambda: progress() > 0, what="the sync to be under way")
+    stopped_at = time.monotonic()
+    old.stop()  # SIGTERM, as a deploy sends: it finishes its page and hands the job on
+    chaos_worker("default,sync")  # the new release
+    recovery = time_to_progress(progress, stopped_at, total=len(fake_ultravox.calls))
+    fake_ultravox.clear_faults()
+    sync_finished(job_id)
+    seconds = time.monotonic() - start
+    work = f"{len(fake_ultravox.calls):,}-call sync, SIGTERM then a new worker (a deploy)"
+    row = sync_row("warm_shutdown", work, job_id, fake_ultravox, seconds, recovery=recovery)
+    scenario(row)
+    assert row.ok, row

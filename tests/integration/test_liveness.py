@@ -4,9 +4,11 @@ buries dead workers (app.liveness, app.rescue, app.queue)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 
-from sqlalchemy import insert, select, text, update
+import pytest
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from app import db, queue, rescue
@@ -17,6 +19,15 @@ from tests.helpers import make_agency
 
 EVENTS = queue.QueueTable(WebhookEvent, order_by=[WebhookEvent.created_at], held=False)
 LEASE = timedelta(minutes=5)
+
+
+@pytest.fixture(autouse=True)
+def _no_workers(session: Session) -> Iterator[None]:
+    """The rows these tests make stand for no process: none outlives its test."""
+    yield
+    session.rollback()
+    session.execute(delete(WorkerProcess))
+    session.commit()
 
 
 def add_worker(
@@ -85,7 +96,11 @@ def test_reap_buries_only_workers_past_their_time_and_counts_what_they_were_appl
     )
     session.commit()
     sent: list[str] = []
-    assert rescue.reap(get_settings(), sent.append) == ["webhooks@host:1"]
+
+    def send(entry: str, **_: object) -> None:
+        sent.append(entry)
+
+    assert rescue.reap(get_settings(), send) == ["webhooks@host:1"]
     assert sent == list(rescue.RESCUE_TICKS)
     assert session.scalars(select(WorkerProcess.id)).all() == ["webhooks@host:2"]
     lost = {
@@ -97,7 +112,7 @@ def test_reap_buries_only_workers_past_their_time_and_counts_what_they_were_appl
         ids[1]: (ProcessingStatus.pending, 1, "worker lost 1 time"),
         ids[2]: (ProcessingStatus.pending, 0, None),
     }
-    assert rescue.reap(get_settings(), sent.append) == []  # nothing more: no second rescue
+    assert rescue.reap(get_settings(), send) == []  # nothing more: no second rescue
     assert len(sent) == len(rescue.RESCUE_TICKS)
 
 
@@ -105,13 +120,17 @@ def test_a_restarted_node_buries_its_predecessors_at_once(session: Session) -> N
     add_worker(session, "sync@host:10", boot="old")
     add_worker(session, "sync@host:11", boot="new")
     add_worker(session, "webhooks@host:12", boot="old")
-    sent: list[str] = []
-    assert rescue.bury_predecessors("sync@host", "new", sent.append) == ["sync@host:10"]
+    sent: list[tuple[str, dict[str, object]]] = []
+
+    def send(entry: str, **kwargs: object) -> None:
+        sent.append((entry, kwargs))
+
+    assert rescue.bury_predecessors("sync@host", "new", send) == ["sync@host:10"]
     assert sorted(session.scalars(select(WorkerProcess.id))) == [
         "sync@host:11",
         "webhooks@host:12",
     ]
-    assert sent == list(rescue.RESCUE_TICKS)
+    assert sent == list(rescue.RESCUE_TICKS.items())
 
 
 def test_an_event_lost_three_times_is_dead_and_the_rest_of_its_batch_is_applied(
