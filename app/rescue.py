@@ -47,6 +47,7 @@ APPLYING = queue.QueueTable(WebhookEvent, order_by=[WebhookEvent.created_at], he
 SendTick = Callable[..., object]  # a beat entry's name, and keyword arguments for its task
 
 RESUME_KEY = "callsync:rescue:resumed"
+REDIS_MARK = "callsync:rescue:redis-mark"  # lives as long as Redis keeps its data
 RESUME_EVERY_MS = 5_000  # however many workers notice an outage's end, one sends the ticks
 
 
@@ -57,19 +58,17 @@ class Watch:
         self._settings = settings
         self._send = send
         self._redis = get_redis()
-        self._redis_run: str | None = None
 
     def __call__(self, beat: Beat) -> None:
-        if beat.reconnected or self._redis_restarted():
+        if beat.reconnected or self._redis_lost_its_data():
             resume(self._redis, self._send)
         if beat.trusted:
             reap(self._settings, self._send)
 
-    def _redis_restarted(self) -> bool:
-        run = str(self._redis.info("server")["run_id"])
-        restarted = self._redis_run is not None and run != self._redis_run
-        self._redis_run = run
-        return restarted
+    def _redis_lost_its_data(self) -> bool:
+        """The mark is gone: Redis restarted without its data (or was flushed), and the
+        messages with it. The first worker to see it so puts it back."""
+        return bool(self._redis.set(REDIS_MARK, 1, nx=True))
 
 
 def resume(redis: Redis, send: SendTick) -> None:

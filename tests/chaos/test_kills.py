@@ -242,7 +242,7 @@ def test_one_kill_of_the_whole_worker_restarted_at_once_resumes_the_sync_in_seco
     sync_finished(job_id)
     seconds = time.monotonic() - start
     worker.wait_idle()
-    work = f"{CALLS:,}-call sync, one kill -9, restarted at once"
+    work = f"{len(fake_ultravox.calls):,}-call sync, one kill -9, restarted at once"
     row = sync_row(
         "crash_recovery", work, job_id, fake_ultravox, seconds, baseline=base, recovery=recovery
     )
