@@ -104,6 +104,11 @@ def _queue_families() -> Iterator[Metric]:
     dead = GaugeMetricFamily(
         "callsync_queue_dead_rows", "Failed rows with no tries left.", labels=["queue"]
     )
+    lost = GaugeMetricFamily(
+        "callsync_queue_worker_lost_rows",
+        "Dead rows whose worker died with them MAX_LOST_RUNS times.",
+        labels=["queue"],
+    )
     with db.session_scope() as session:
         stats = queue_stats.queue_stats(session)
         in_flight = queue_stats.jobs_in_flight(session)
@@ -114,6 +119,7 @@ def _queue_families() -> Iterator[Metric]:
         age = stat.oldest_pending.total_seconds() if stat.oldest_pending else 0.0
         oldest.add_metric([stat.name], age)
         dead.add_metric([stat.name], stat.dead)
+        lost.add_metric([stat.name], stat.worker_lost)
         estimated.add_metric([stat.name, "completed"], stat.completed_estimate)
     jobs = GaugeMetricFamily(
         "callsync_sync_jobs_in_flight", "Historical sync jobs pending or in progress."
@@ -128,7 +134,7 @@ def _queue_families() -> Iterator[Metric]:
     for pause in paused:
         scope = [str(pause.agency_id or ""), str(pause.business_id or "")]
         waiting.add_metric([pause.provider, *scope, pause.reason[:200]], 1)
-    yield from (rows, estimated, oldest, dead, jobs, waiting)
+    yield from (rows, estimated, oldest, dead, lost, jobs, waiting)
 
 
 def exposition() -> bytes:

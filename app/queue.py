@@ -28,6 +28,7 @@ from __future__ import annotations
 import enum
 import random
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -473,9 +474,11 @@ def _fail(
     return retry
 
 
-def replay(session: Session, queue: QueueTable, where: ColumnElement[bool] | None = None) -> int:
+def replay(
+    session: Session, queue: QueueTable, where: ColumnElement[bool] | None = None
+) -> Counter[str]:
     """Queue dead rows (those meeting `where`) again, attempts and lost runs reset; returns
-    how many."""
+    how many, by the reason each was dead for."""
     c = queue.columns
     dead = queue.dead()
     stmt = (
@@ -489,8 +492,9 @@ def replay(session: Session, queue: QueueTable, where: ColumnElement[bool] | Non
                 c.next_retry_at: None,
             }
         )
+        .returning(c.error_message)
     )
-    return session.execute(stmt).rowcount  # type: ignore[attr-defined, no-any-return]
+    return Counter(reason or "no reason recorded" for reason in session.scalars(stmt))
 
 
 def ours(queue: QueueTable, lease: Lease, ids: Sequence[uuid.UUID]) -> ColumnElement[bool]:

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app import pauses
+from app.config import get_settings
 
 # table: how its rows say "dead" (failed with no tries left)
 QUEUES = {
@@ -44,6 +45,7 @@ class QueueStats:
     counts: dict[str, int]  # exact, by status in STATUSES
     oldest_pending: timedelta | None
     dead: int
+    worker_lost: int  # of the dead: their worker died with them MAX_LOST_RUNS times
     completed_estimate: int
     # Whose work in it waits for the provider's credentials (app.pauses), and why.
     needs_credentials: tuple[pauses.Pause, ...] = field(default=())
@@ -68,14 +70,17 @@ def _table_stats(
         text(f"""SELECT {counts},
                         now() - min(created_at) FILTER (WHERE status = 'pending'),
                         count(*) FILTER (WHERE status = 'failed' AND {dead}),
-                        ({LIVE_ROWS_ESTIMATE})
+                        ({LIVE_ROWS_ESTIMATE}),
+                        count(*) FILTER (
+                            WHERE status = 'failed' AND {dead} AND lost_runs >= :max_lost_runs
+                        )
                  FROM {table} WHERE status IN ({listed})"""),  # noqa: S608 (the constants above)
-        {"table": table},
+        {"table": table, "max_lost_runs": get_settings().max_lost_runs},
     ).one()
     exact = dict(zip(STATUSES, row[:3], strict=True))
     live = round(row[5] or 0)
     completed = max(0, live - sum(exact.values()))
-    return QueueStats(table, exact, row[3], row[4], completed, tuple(waiting))
+    return QueueStats(table, exact, row[3], row[4], row[6], completed, tuple(waiting))
 
 
 def refresh_estimates(session: Session) -> None:
@@ -100,6 +105,7 @@ def as_table(stats: list[QueueStats]) -> Table:
         Column("queue", no_wrap=True),
         *STATUSES,
         "dead",
+        "worker\nlost",
         "oldest\npending",
         "completed",
         pauses.NEEDS_CREDENTIALS,
@@ -120,6 +126,7 @@ def as_table(stats: list[QueueStats]) -> Table:
             row.name,
             *(str(row.counts[s]) for s in STATUSES),
             str(row.dead),
+            str(row.worker_lost),
             age,
             f"~{row.completed_estimate}",
             str(len(row.needs_credentials)),

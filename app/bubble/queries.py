@@ -4,6 +4,7 @@ the outcome of an item, and replay. Nothing here commits; the caller owns the tr
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -150,7 +151,7 @@ def mark_failed(
     )
 
 
-def replay_dead(session: Session, *, item_ids: Sequence[uuid.UUID] = ()) -> int:
+def replay_dead(session: Session, *, item_ids: Sequence[uuid.UUID] = ()) -> Counter[str]:
     """Queue dead items (failed max_retries times) again: all of them, or the given ones."""
     where: ColumnElement[bool] | None = SyncQueueItem.id.in_(item_ids) if item_ids else None
     return queue.replay(session, SYNC_QUEUE, where)

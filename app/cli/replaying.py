@@ -3,6 +3,7 @@ queued again and their queue woken."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -21,13 +22,19 @@ def one_of(**options: object) -> None:
         raise typer.BadParameter(f"give exactly one of {', '.join(names[:-1])} or {names[-1]}")
 
 
-def replay(what: str, replay_dead: Callable[[Session], int], wake: Callable[[], object]) -> None:
-    """Queue the dead rows `replay_dead` picks again, then wake what works them off."""
+def replay(
+    what: str, replay_dead: Callable[[Session], Counter[str]], wake: Callable[[], object]
+) -> None:
+    """Queue the dead rows `replay_dead` picks again, then wake what works them off; says how
+    many, and what they had died of."""
     from app import db
 
     load_or_exit()
     with db.session_scope() as session:
-        count = replay_dead(session)
+        reasons = replay_dead(session)
+    count = reasons.total()
     if count:
         wake()
     typer.echo(f"{count} dead {what}(s) queued again")
+    for reason, times in reasons.most_common():
+        typer.echo(f"  {times}: {reason}")

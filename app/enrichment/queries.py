@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -111,7 +112,7 @@ def count_due(session: Session, *, lease: timedelta) -> int:
 
 def replay_dead(
     session: Session, *, call_id: uuid.UUID | None = None, item_ids: Sequence[uuid.UUID] = ()
-) -> int:
+) -> Counter[str]:
     """Queue dead items again: all of them, one call's, or the given ones."""
     where: ColumnElement[bool] | None = None
     if call_id is not None:

@@ -6,6 +6,7 @@ Nothing here commits; the caller owns the transaction.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -50,7 +51,7 @@ def replay_dead(
     *,
     agency_id: uuid.UUID | None = None,
     event_ids: Sequence[uuid.UUID] = (),
-) -> int:
+) -> Counter[str]:
     """Queue dead events again: all of them, one agency's, or the given ones."""
     where: ColumnElement[bool] | None = None
     if agency_id is not None:

@@ -72,7 +72,7 @@ def test_one_request_in_ten_failing_still_completes_all_the_work(
         # it is replayed, as `callsync enrichment replay --all` would.
         nonlocal replayed
         with db.session_scope() as operator:
-            replayed += enrichment_queries.replay_dead(operator)
+            replayed += enrichment_queries.replay_dead(operator).total()
         finished = (SyncJobStatus.completed, SyncJobStatus.failed)
         job_done = scalar(select(HistoricalSyncJob.status)) in finished
         open_items = count(EnrichmentItem, EnrichmentItem.status != ProcessingStatus.completed)

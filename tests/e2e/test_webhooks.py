@@ -191,7 +191,10 @@ def test_a_failing_event_is_retried_until_dead_then_replayed(
 
     result = callsync("webhooks", "replay", "--id", str(bad))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "1 dead event(s) queued again"
+    replayed, reason = result.stdout.strip().splitlines()
+    assert replayed == "1 dead event(s) queued again"
+    assert reason.startswith("  1: ")
+    assert "not-a-date" in reason
     assert failed_after(1).next_retry_at is not None  # alive again, with its retries ahead
     worker.wait_idle()
 
@@ -207,11 +210,11 @@ def test_replay_by_agency_touches_only_that_agencys_dead_events(
     assert callsync("webhooks", "replay").returncode == 2  # which events must be said
 
     result = callsync("webhooks", "replay", "--agency", str(agency))
-    assert result.stdout.strip() == "1 dead event(s) queued again"
+    assert result.stdout.splitlines() == ["1 dead event(s) queued again", "  1: no reason recorded"]
     wait_for(lambda: all_completed(session, 1), what="the replayed event to be applied")
     assert session.get_one(WebhookEvent, theirs).status == ProcessingStatus.failed
     assert session.get_one(WebhookEvent, mine).status == ProcessingStatus.completed
 
-    assert callsync("webhooks", "replay", "--all").stdout.strip() == "1 dead event(s) queued again"
+    assert callsync("webhooks", "replay", "--all").stdout.startswith("1 dead event(s) queued again")
     wait_for(lambda: all_completed(session, 2), what="the other agency's event")
     worker.wait_idle()

@@ -133,7 +133,7 @@ def test_a_row_lost_max_lost_runs_times_is_dead(session: Session) -> None:
         "worker lost 3 times",
     )
     with db.session_scope() as own:
-        assert queue.replay(own, EVENTS) == 1
+        assert queue.replay(own, EVENTS).total() == 1
     row = session.get_one(WebhookEvent, item, populate_existing=True)
     assert (row.status, row.attempts, row.lost_runs) == (ProcessingStatus.pending, 0, 0)
 
@@ -182,7 +182,7 @@ def test_failures_back_off_until_dead_then_replay_revives(session: Session) -> N
             session.commit()
     with db.session_scope() as own:
         assert queue.claim(own, EVENTS, limit=1, lease=LEASE).ids == []  # dead
-        assert queue.replay(own, EVENTS) == 1
+        assert queue.replay(own, EVENTS).total() == 1
     with db.session_scope() as own:
         claimed = queue.claim(own, EVENTS, limit=1, lease=LEASE)
         assert claimed.ids == [item]

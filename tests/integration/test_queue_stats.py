@@ -49,9 +49,10 @@ def test_counts_ages_and_dead_rows_per_queue(session: Session) -> None:
     assert result.returncode == 0, result.stderr
     [line] = [line for line in result.stdout.splitlines() if "sync_queue" in line]
     cells = [cell.strip() for cell in line.strip("│┃| ").split("│")]
-    assert cells[:5] == ["sync_queue", "2", "0", "1", "1"]  # pending, processing, failed, dead
-    assert cells[5].startswith("2:00:")  # the oldest pending row's age
-    assert cells[6] == "~1"  # completed, estimated from the statistics --analyze gathered
+    # pending, processing, failed, dead, and of the dead those lost with their worker
+    assert cells[:6] == ["sync_queue", "2", "0", "1", "1", "0"]
+    assert cells[6].startswith("2:00:")  # the oldest pending row's age
+    assert cells[7] == "~1"  # completed, estimated from the statistics --analyze gathered
     assert "historical sync jobs in flight: 0" in result.stdout
 
 

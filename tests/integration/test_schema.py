@@ -91,9 +91,10 @@ SEED_COLUMNS = {
 
 # What callsync adds after the seed's columns: who holds a claim, and its lost runs
 # (app.liveness, app.queue).
-LOST_RUNS = ("lost_runs", "integer", "0", False)
-WORKER_ID = ("worker_id", "text", None, True)
-ADDED_COLUMNS = {
+Column = tuple[str, str, str | None, bool]
+LOST_RUNS: Column = ("lost_runs", "integer", "0", False)
+WORKER_ID: Column = ("worker_id", "text", None, True)
+ADDED_COLUMNS: dict[str, list[Column]] = {
     "historical_sync_jobs": [WORKER_ID, LOST_RUNS],
     "webhook_queue": [LOST_RUNS],
     "enrichment_queue": [WORKER_ID, LOST_RUNS],
