@@ -106,7 +106,7 @@ def as_table(stats: list[QueueStats]) -> Table:
         *STATUSES,
         "dead",
         "worker\nlost",
-        "oldest\npending",
+        Column("oldest\npending", no_wrap=True, min_width=8),
         "completed",
         pauses.NEEDS_CREDENTIALS,
         caption="\n".join(
