@@ -1,4 +1,5 @@
-"""Liveness: the workers table, who holds each claim, and lost runs counted per row.
+"""Liveness: the workers table, who holds each claim (queue rows, sync jobs, dials, Salesforce
+runs), and lost runs counted per row.
 
 A claim is held while its worker's row in `workers` is renewed (app.liveness): a dead worker's
 work is taken over within seconds instead of after LEASE_SECONDS. `lost_runs` counts the runs
@@ -124,6 +125,8 @@ def upgrade() -> None:
     )
     for table in HELD:
         op.add_column(table, sa.Column("worker_id", sa.Text(), nullable=True))
+    op.add_column("campaign_dials", sa.Column("worker_id", sa.Text(), nullable=True))
+    op.add_column("integrations", sa.Column("sync_worker_id", sa.Text(), nullable=True))
     for table in (*QUEUES, "historical_sync_jobs"):
         op.add_column(
             table, sa.Column("lost_runs", sa.Integer(), server_default="0", nullable=False)
@@ -144,6 +147,8 @@ def downgrade() -> None:
     op.execute(OLD_CLAIM_SYNC_JOBS)
     for table in QUEUES:
         op.drop_index(f"idx_{table}_suspect", table_name=table)
+    op.drop_column("integrations", "sync_worker_id")
+    op.drop_column("campaign_dials", "worker_id")
     for table in HELD:
         op.drop_column(table, "worker_id")
     for table in (*QUEUES, "historical_sync_jobs"):

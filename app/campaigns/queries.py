@@ -18,6 +18,7 @@ from sqlalchemy import Row, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from app import liveness
 from app.campaigns.schemas import Turn
 from app.models import (
     Business,
@@ -74,13 +75,16 @@ _LOG_FINISHED = """
         conversation_id = excluded.conversation_id, call_sid = excluded.call_sid
 """
 
-# Reservations whose dial was never recorded: the worker stopped in between. Whether the
-# call went out is unknown, so that attempt is over and is never dialled again.
+# Reservations whose dial was never recorded: the worker stopped in between (its row in
+# workers is gone, or, reserved outside a worker, the reservation is older than :before).
+# Whether the call went out is unknown, so that attempt is over and is never dialled again.
 EXPIRE_RESERVATIONS = text(f"""
     WITH finished AS (
-        UPDATE campaign_dials SET status = 'unknown', finished_at = now(), error = :error
-        WHERE campaign_id = :campaign_id AND status = 'reserved' AND reserved_at < :before
-        RETURNING *
+        UPDATE campaign_dials AS d SET status = 'unknown', finished_at = now(), error = :error
+        WHERE campaign_id = :campaign_id AND status = 'reserved'
+          AND CASE WHEN d.worker_id IS NULL THEN reserved_at < :before
+                   ELSE NOT EXISTS (SELECT FROM workers AS w WHERE w.id = d.worker_id) END
+        RETURNING d.*
     ),
     logged AS ({_LOG_FINISHED})
     UPDATE campaign_leads AS cl SET status = 'failed', last_error = :error, updated_at = now()
@@ -163,8 +167,8 @@ RESERVE = text(f"""
     ),
     dials AS (
         INSERT INTO campaign_dials (id, campaign_id, campaign_lead_id, lead_id, attempt,
-                                    to_number, reserved_at)
-        SELECT dial_id, :campaign_id, campaign_lead_id, lead_id, attempt, phone, :now
+                                    to_number, reserved_at, worker_id)
+        SELECT dial_id, :campaign_id, campaign_lead_id, lead_id, attempt, phone, :now, :worker_id
         FROM reserved
     )
     SELECT *, NULL AS skip_reason FROM reserved
@@ -247,8 +251,8 @@ def get_quota(session: Session, campaign_id: uuid.UUID, now: datetime) -> Quota:
 def expire_reservations(
     session: Session, campaign_id: uuid.UUID, *, before: datetime, error: str
 ) -> int:
-    """End reservations older than `before` as `unknown`, each logged in call_logs; returns
-    how many leads it freed."""
+    """End as `unknown` the reservations of workers that are gone, and those made outside a
+    worker before `before`, each logged in call_logs; returns how many leads it freed."""
     params = {"campaign_id": campaign_id, "before": before, "error": error, "note": None}
     return int(session.execute(EXPIRE_RESERVATIONS, params).rowcount)  # type: ignore[attr-defined]
 
@@ -259,7 +263,8 @@ def reserve_dials(
     """Reserve the next attempt of up to `limit` eligible leads, best first, and skip those
     without an E.164 number; see RESERVE. Rows another run holds are waited for, then left
     out if that run reserved them."""
-    rows = session.execute(RESERVE, {"campaign_id": campaign_id, "limit": limit, "now": now})
+    params = {"campaign_id": campaign_id, "limit": limit, "now": now}
+    rows = session.execute(RESERVE, {**params, "worker_id": liveness.holder()})
     reserved = list(rows)
     return Reservation(
         dials=[_dial(row) for row in reserved if row.skip_reason is None],

@@ -179,6 +179,7 @@ class CampaignDial(Base):
     call_sid: Mapped[str | None]
     reserved_at: Mapped[CreatedAt]
     finished_at: Mapped[datetime | None]
+    worker_id: Mapped[str | None]  # the worker process placing the call (app.liveness)
 
 
 class Conversation(Base):

@@ -50,6 +50,7 @@ class Integration(Base):
     sync_started_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[CreatedAt]
+    sync_worker_id: Mapped[str | None]  # the worker process running it (app.liveness)
 
 
 class SyncLog(Base):

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, Row, Text, Uuid, bindparam, func, select, text, update
+from sqlalchemy import Boolean, Row, Text, Uuid, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from app import crypto, db, errors, pauses
+from app import crypto, db, errors, liveness, pauses
 from app.models import Integration, LeadList, SyncLog
 
 PROVIDER = "salesforce"
@@ -81,15 +81,18 @@ def get_enabled_integrations(session: Session) -> list[uuid.UUID]:
 def start_run(
     session: Session, integration_id: uuid.UUID, *, lease: timedelta
 ) -> Integration | None:
-    """Take the integration's run lease; None when a run holds it or sync is off. A run that
-    died keeps the lease until it expires."""
-    free = Integration.sync_started_at.is_(None) | (
-        Integration.sync_started_at < func.now() - lease
+    """Take the integration's run; None when a run holds it or sync is off. A run holds it
+    while its worker lives (app.liveness); one started outside a worker, for `lease`."""
+    holder = Integration.sync_worker_id
+    free = or_(
+        Integration.sync_started_at.is_(None),
+        and_(holder.is_(None), Integration.sync_started_at < func.now() - lease),
+        and_(holder.is_not(None), ~liveness.alive(holder)),
     )
     stmt = (
         update(Integration)
         .where(Integration.id == integration_id, _ENABLED, free)
-        .values(sync_started_at=func.now())
+        .values(sync_started_at=func.now(), sync_worker_id=liveness.holder())
         .returning(Integration)
     )
     return session.scalars(stmt).one_or_none()
@@ -107,7 +110,11 @@ def finish_run(
             **log,
         )
     )
-    values: dict[str, Any] = {"sync_started_at": None, "updated_at": func.now()}
+    values: dict[str, Any] = {
+        "sync_started_at": None,
+        "sync_worker_id": None,
+        "updated_at": func.now(),
+    }
     if synced:
         values["last_sync_at"] = func.now()
     session.execute(update(Integration).where(Integration.id == integration.id).values(**values))

@@ -13,9 +13,23 @@ from sqlalchemy.orm import Session
 
 from app import db, queue, rescue
 from app.bubble.queries import SYNC_QUEUE
+from app.campaigns import queries as campaign_queries
 from app.config import get_settings
-from app.models import ProcessingStatus, SyncQueueItem, WebhookEvent, WorkerProcess
+from app.fakes.salesforce import FakeSalesforce
+from app.models import (
+    CampaignDial,
+    DialStatus,
+    Integration,
+    ProcessingStatus,
+    SyncQueueItem,
+    WebhookEvent,
+    WorkerProcess,
+)
+from app.salesforce import queries as salesforce_queries
+from tests.campaigns import enroll, make_campaign
 from tests.helpers import make_agency
+from tests.integration.test_campaign_orchestrator import NOON_ISH
+from tests.salesforce import connect
 
 EVENTS = queue.QueueTable(WebhookEvent, order_by=[WebhookEvent.created_at], held=False)
 LEASE = timedelta(minutes=5)
@@ -157,3 +171,46 @@ def test_an_event_lost_three_times_is_dead_and_the_rest_of_its_batch_is_applied(
         assert claimed.alone  # suspects, one at a time
         taken += claimed.ids
     assert sorted(taken) == sorted(ids[1:])
+
+
+def test_a_dial_reserved_by_a_worker_that_is_gone_ends_unknown_at_the_next_run(
+    session: Session,
+) -> None:
+    campaign = make_campaign(session)
+    alive, gone = enroll(session, campaign), enroll(session, campaign)
+    add_worker(session, "campaigns@host:7")
+    with db.session_scope() as own:
+        campaign_queries.reserve_dials(own, campaign.id, limit=10, now=NOON_ISH)
+    session.execute(update(CampaignDial).values(worker_id="campaigns@host:7"))
+    session.execute(
+        update(CampaignDial)
+        .where(CampaignDial.lead_id == gone.id)
+        .values(worker_id="campaigns@host:8")
+    )
+    session.commit()
+    with db.session_scope() as own:  # long before any DIAL_LEASE_SECONDS is over
+        freed = campaign_queries.expire_reservations(
+            own, campaign.id, before=NOON_ISH - timedelta(days=1), error="worker gone"
+        )
+    assert freed == 1
+    status = {d.lead_id: d.status for d in session.scalars(select(CampaignDial))}
+    assert status == {alive.id: DialStatus.reserved, gone.id: DialStatus.unknown}
+
+
+def test_a_salesforce_run_is_held_while_its_worker_lives(
+    session: Session, fake_salesforce: FakeSalesforce
+) -> None:
+    integration = connect(session, fake_salesforce)
+    add_worker(session, "sync@host:9")
+    session.execute(
+        update(Integration).values(
+            sync_started_at=text("now() - interval '1 day'"), sync_worker_id="sync@host:9"
+        )
+    )
+    session.commit()
+    with db.session_scope() as own:
+        assert salesforce_queries.start_run(own, integration, lease=LEASE) is None
+    session.execute(delete(WorkerProcess))
+    session.commit()
+    with db.session_scope() as own:
+        assert salesforce_queries.start_run(own, integration, lease=LEASE) is not None
