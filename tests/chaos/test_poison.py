@@ -15,7 +15,7 @@ from app import db, drains
 from app.config import get_settings
 from app.fakes.ultravox import call_at, generate_calls
 from app.models import Call, EnrichmentItem, ProcessingStatus, WebhookEvent
-from tests.chaos.conftest import EVENTS, LIFECYCLE, Scenario, count, scalar
+from tests.chaos.conftest import EVENTS, LIFECYCLE, Scenario, count, scalar, time_to_progress
 from tests.helpers import Worker, make_agency, wait_for
 
 POISON_AGENT = "poison"
@@ -83,13 +83,16 @@ def test_an_event_that_kills_its_worker_ends_dead_and_the_rest_is_applied_once(
         with db.session_scope() as probe:
             return bool(probe.scalars(HUNG).all())
 
+    def progress() -> int:
+        return count(WebhookEvent, completed) + hung()
+
     start = time.monotonic()
     kills, recoveries, killed_at = 0, [], 0.0
     drains.WEBHOOKS.request()
     while True:
+        if kills:  # from the kill until the work went on: events applied, or the poison's turn
+            recoveries.append(time_to_progress(progress, killed_at, total=EVENTS + 1))
         wait_for(lambda: hung() or finished(), timeout=120, what="a hang, or the end")
-        if kills:  # from the kill until the work went on (a hang is the poison's turn)
-            recoveries.append(time.monotonic() - killed_at)
         if finished():
             break
         # Killed and started again, as a supervisor would. Its statement runs on in
