@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(
         default=300, ge=5, description="a claim older than this is re-claimable"
     )
+    fair_shares: bool = Field(
+        default=True,
+        description="pending rows are claimed round-robin across agencies, not oldest first",
+    )
     retry_base_seconds: float = Field(default=30.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     log_level: str = "INFO"

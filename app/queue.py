@@ -12,6 +12,10 @@ over changes nothing. A `processing` row whose lease expired
 belonged to a worker that died: the claim counts that run as a failed attempt and takes the
 row again, or buries it as dead when that was its last attempt.
 
+Pending rows are taken in fair shares across agencies where the queue names the column that
+says whose a row is (`QueueTable.shares_by`; app.shares), so that one agency's backlog does not
+hold another's new work back; FAIR_SHARES=false takes them oldest first over all agencies.
+
 Work that is all done in the database needs no lease: `complete_due` takes due rows as
 completed in the caller's transaction, and the same transaction does the work. Its row locks
 keep other workers off until it commits; if it rolls back, or its worker dies, the rows are
@@ -29,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Select,
     and_,
@@ -43,7 +48,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from app import metrics
+from app import metrics, shares
+from app.config import get_settings
 from app.models import ProcessingStatus
 
 LEASE_EXPIRED = "lease expired: the worker stopped before finishing"
@@ -75,6 +81,9 @@ class QueueTable:
     `claims` names a column that counts every claim of a row, lost runs included.
     `unscheduled_retries` makes a failed row without next_retry_at due (seed 004's retry job).
     `ready` is what a due row must also meet (sync_queue: its record's earlier items are done).
+    `shares_by` names the column whose values share the pending rows fairly (the agency): each
+    claim takes pending rows round-robin across them, in `order_by` inside each (app.shares);
+    it needs a partial index on (shares_by, *order_by) WHERE status = 'pending'.
     """
 
     model: Any
@@ -84,6 +93,7 @@ class QueueTable:
     claims: str | None = None
     unscheduled_retries: bool = False
     ready: ColumnElement[bool] | None = None
+    shares_by: str | None = None
 
     @property
     def columns(self) -> Any:
@@ -121,10 +131,11 @@ def claim(
     """Lease up to `limit` due rows (of `kinds`, meeting `where` and the queue's `ready`).
 
     It takes runs whose lease expired (oldest lease first), then retries that came due (by
-    next_retry_at), then pending rows in the queue's order, skipping rows another transaction
-    has locked. Each row taken is `processing` with processing_started_at = now(): that
-    timestamp and the ids (the Lease) make the rows ours until they are completed or failed,
-    or until the lease expires and another claim takes them over. A lost run counts as an
+    next_retry_at), then pending rows (in fair shares across agencies where the queue has
+    `shares_by`, each agency's in the queue's order; else in the queue's order), skipping rows
+    another transaction has locked. Each row taken is `processing` with processing_started_at
+    = now(): that timestamp and the ids (the Lease) make the rows ours until they are
+    completed or failed, or until the lease expires and another claim takes them over. A lost run counts as an
     attempt; when it was the row's last, the row is dead instead and is not returned.
     """
     c = queue.columns
@@ -170,10 +181,10 @@ def complete_due(
     """Mark up to `limit` due rows completed, for work done in the caller's transaction;
     returns their ids.
 
-    It takes due rows in the order `claim` does (expired leases, due retries, pending rows in
-    the queue's order), skipping rows another transaction has locked. No lease is written:
-    the rows are ours while the caller's transaction holds their locks, so no other drain
-    sees them; if it rolls back, they are due again as they were.
+    It takes due rows as `claim` does (expired leases, due retries, pending rows in fair
+    shares or in the queue's order), skipping rows another transaction has locked. No lease
+    is written: the rows are ours while the caller's transaction holds their locks, so no
+    other drain sees them; if it rolls back, they are due again as they were.
     """
     c = queue.columns
     stmt = (
@@ -231,21 +242,42 @@ def _due(
 ) -> Select[tuple[uuid.UUID]]:
     """Ids of up to `limit` due rows, locked, kind by kind (_due_kinds). Each kind is its own
     locked, limited scan, so each can follow its partial index instead of sorting the whole
-    table on every claim."""
+    table on every claim; pending rows of a queue with `shares_by` are taken in fair shares
+    (app.shares)."""
     c = queue.columns
     branches = []
-    for rank, (kind, order) in enumerate(_due_kinds(queue, lease, kinds)):
-        locked = (
-            select(c.id)
-            .where(*(cond for cond in (kind, queue.ready, where) if cond is not None))
-            .order_by(*order)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte(f"due_{rank}")
-        )
+    group = queue.shares_by if get_settings().fair_shares else None
+    for rank, ((kind, order), due_kind) in enumerate(
+        zip(_due_kinds(queue, lease, kinds), _kinds_in_order(kinds), strict=True)
+    ):
+        conditions = [cond for cond in (queue.ready, where) if cond is not None]
+        locked: CTE
+        if group is not None and due_kind is Due.PENDING:
+            locked = shares.pending_by_share(
+                queue.model.__table__,
+                group=group,
+                order=queue.order_by,
+                conditions=conditions,
+                limit=limit,
+                name=f"due_{rank}",
+            )
+        else:
+            locked = (
+                select(c.id)
+                .where(kind, *conditions)
+                .order_by(*order)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .cte(f"due_{rank}")
+            )
         branches.append(select(locked.c.id, literal(rank).label("rank")))
     due = union_all(*branches).subquery()
     return select(due.c.id).order_by(due.c.rank).limit(limit)
+
+
+def _kinds_in_order(kinds: Sequence[Due]) -> list[Due]:
+    """The kinds _due_kinds returns, in its order."""
+    return [kind for kind in EVERY_KIND if kind in kinds]
 
 
 def mark_completed(

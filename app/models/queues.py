@@ -1,4 +1,5 @@
-"""Seed 002: webhook_queue, webhook_logs and enrichment_queue, column for column."""
+"""Seed 002: webhook_queue, webhook_logs and enrichment_queue, column for column (and
+enrichment_queue.agency_id, for fair shares)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ class WebhookEvent(Base):
             postgresql_where=text("status = 'failed' AND attempts < max_attempts"),
         ),
         Index("idx_webhook_queue_agency", "agency_id"),
+        # Each agency's pending events in order, for the claim's fair shares (app.shares).
+        Index(
+            "idx_webhook_queue_agency_pending",
+            "agency_id",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index("idx_webhook_queue_status", "status"),
         Index(
             "idx_webhook_queue_processed",
@@ -120,6 +128,13 @@ class EnrichmentItem(Base):
             "next_retry_at",
             postgresql_where=text("status = 'failed' AND attempts < max_attempts"),
         ),
+        Index(
+            "idx_enrichment_queue_agency_pending",
+            "agency_id",
+            "priority",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index("idx_enrichment_queue_call", "call_id"),
         Index("idx_enrichment_queue_type", "type"),
         Index("idx_enrichment_queue_status", "status"),
@@ -144,3 +159,7 @@ class EnrichmentItem(Base):
     processing_started_at: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
     next_retry_at: Mapped[datetime | None]
+    # callsync's own, not the seed's: the call's agency, copied by the triggers that queue the
+    # item, so that claims can share the work between agencies (alembic 0016). No foreign key:
+    # the call's cascades the item away.
+    agency_id: Mapped[uuid.UUID]

@@ -35,6 +35,13 @@ class SyncQueueItem(Base):
             "next_retry_at",
             postgresql_where=text("status = 'failed' AND retry_count < max_retries"),
         ),
+        # Each table's pending items in order, for the claim's fair shares (app.shares).
+        Index(
+            "idx_sync_queue_table_pending",
+            "table_name",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index("idx_sync_queue_record", "table_name", "record_id", "seq"),
         Index(
             "idx_sync_queue_processing",

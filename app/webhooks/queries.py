@@ -16,8 +16,12 @@ from sqlalchemy.orm import Session
 from app import queue
 from app.models import WebhookEvent
 
-# FIFO by arrival: idx_webhook_queue_pending; due retries come through idx_webhook_queue_retry.
-WEBHOOK_QUEUE = queue.QueueTable(WebhookEvent, order_by=[WebhookEvent.created_at])
+# FIFO by arrival inside each agency, in fair shares across agencies:
+# idx_webhook_queue_agency_pending, then idx_webhook_queue_pending for what the shares leave;
+# due retries come through idx_webhook_queue_retry.
+WEBHOOK_QUEUE = queue.QueueTable(
+    WebhookEvent, order_by=[WebhookEvent.created_at], shares_by="agency_id"
+)
 
 APPLY = text("SELECT apply_webhook_events(:ids)").bindparams(bindparam("ids", type_=ARRAY(Uuid)))
 
@@ -27,9 +31,10 @@ def take_due_events(
 ) -> list[uuid.UUID]:
     """Mark up to `limit` due events (meeting `where`) completed, to be applied in the
     caller's transaction. It takes runs whose lease expired, then retries that came due (by
-    next_retry_at), then pending events oldest first (created_at), skipping events another
-    transaction has locked. The events are ours while the caller's transaction holds their
-    row locks: no other drain sees them, and a batch that rolls back is due again."""
+    next_retry_at), then pending events in fair shares across agencies, each agency's oldest
+    first (created_at), skipping events another transaction has locked. The events are ours
+    while the caller's transaction holds their row locks: no other drain sees them, and a
+    batch that rolls back is due again."""
     return queue.complete_due(session, WEBHOOK_QUEUE, limit=limit, lease=lease, where=where)
 
 

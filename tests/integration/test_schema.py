@@ -86,6 +86,8 @@ SEED_COLUMNS = {
         ("processing_started_at", "timestamptz", None, True),
         ("processed_at", "timestamptz", None, True),
         ("next_retry_at", "timestamptz", None, True),
+        # callsync's own, after the seed's: the call's agency, for the claims' fair shares.
+        ("agency_id", "uuid", None, False),
     ],
 }
 
