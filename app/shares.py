@@ -32,6 +32,7 @@ from sqlalchemy import (
     literal,
     select,
     true,
+    tuple_,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import array
@@ -53,19 +54,27 @@ def pending_by_share(
     pending = table.c.status == ProcessingStatus.pending
     groups = _groups(table, group, order, name)
     chosen = (
-        select(groups.c.group, func.count().over().label("groups"))
+        select(groups, func.count().over().label("groups"))
         .order_by(func.random())
         .limit(limit)
         .subquery(f"{name}_chosen")
     )
     share = (literal(limit) + chosen.c.groups - 1) // chosen.c.groups
+    key = tuple_(table.c[group], *order)
     own = (
         select(table.c.id)
-        # = ANY rather than =: with an equality the planner may walk the queue's own index
-        # and filter on the agency (it assumes every agency holds as many rows), which reads
-        # a big agency's whole backlog before a small one's rows. This way only the index on
-        # (agency, order...) gives the order asked for.
-        .where(pending, table.c[group] == any_(array([chosen.c.group])), *conditions)
+        .where(
+            pending,
+            # = ANY rather than =: with an equality the planner may walk the queue's own
+            # index and filter on the agency (it assumes every agency holds as many rows),
+            # reading a big agency's whole backlog before a small one's rows. This way only
+            # the index on (agency, order...) gives the order asked for.
+            table.c[group] == any_(array([chosen.c.group])),
+            # From the agency's first pending row on: the finished rows before it, still in
+            # the index until vacuum, are not walked again.
+            key >= tuple_(chosen.c.group, *_heads(chosen, order)),
+            *conditions,
+        )
         .order_by(table.c[group], *order)
         .limit(share)
         .with_for_update(skip_locked=True)
@@ -87,20 +96,21 @@ def pending_by_share(
 
 
 def _groups(table: Table, group: str, order: Sequence[Any], name: str) -> CTE:
-    """The distinct values of `group` among pending rows: the first, then each next one
-    found by one probe of the index past the one before (a recursive skip scan). Each probe
-    orders by (group, order...) as the pending index does, which no other index of the
-    table can give: an index on `group` alone would also walk the finished rows."""
+    """The distinct values of `group` among pending rows, each with its first row's `order`
+    columns (its head): the first group, then each next one found by one probe of the index
+    past the one before (a recursive skip scan). Each probe orders by (group, order...) as the
+    pending index does, which no other index of the table can give: an index on `group`
+    alone would also walk the finished rows."""
     first_probe, next_probe = table.alias(f"{name}_first"), table.alias(f"{name}_probe")
     first: Select[Any] = (
-        select(first_probe.c[group].label("group"))
+        select(first_probe.c[group].label("group"), *_labelled(first_probe, order))
         .where(first_probe.c.status == ProcessingStatus.pending, first_probe.c[group].is_not(None))
         .order_by(first_probe.c[group], *_on(first_probe, order))
         .limit(1)
     )
     groups = first.cte(f"{name}_groups", recursive=True)
     after = (
-        select(next_probe.c[group].label("group"))
+        select(next_probe.c[group].label("group"), *_labelled(next_probe, order))
         .where(
             next_probe.c.status == ProcessingStatus.pending,
             next_probe.c[group] > groups.c.group,
@@ -109,9 +119,21 @@ def _groups(table: Table, group: str, order: Sequence[Any], name: str) -> CTE:
         .limit(1)
         .lateral(f"{name}_next")
     )
-    return groups.union_all(select(after.c.group).select_from(groups).join(after, true()))
+    return groups.union_all(select(after).select_from(groups).join(after, true()))
 
 
 def _on(alias: Any, columns: Sequence[Any]) -> list[Any]:
     """The same columns of `alias`."""
     return [alias.c[column.key] for column in columns]
+
+
+def _labelled(alias: Any, columns: Sequence[Any]) -> list[Any]:
+    """The same columns of `alias`, named as the head's, and its id: with a column the index
+    lacks the probe is a plain index scan, which steps over finished rows not yet vacuumed
+    away (each needs its heap page either way) faster than an index-only scan does."""
+    heads = [alias.c[column.key].label(f"head_{column.key}") for column in columns]
+    return [*heads, alias.c.id.label("head_id")]
+
+
+def _heads(chosen: Any, columns: Sequence[Any]) -> list[Any]:
+    return [chosen.c[f"head_{column.key}"] for column in columns]
