@@ -81,9 +81,10 @@ class QueueTable:
     `claims` names a column that counts every claim of a row, lost runs included.
     `unscheduled_retries` makes a failed row without next_retry_at due (seed 004's retry job).
     `ready` is what a due row must also meet (sync_queue: its record's earlier items are done).
-    `shares_by` names the column whose values share the pending rows fairly (the agency): each
-    claim takes pending rows round-robin across them, in `order_by` inside each (app.shares);
-    it needs a partial index on (shares_by, *order_by) WHERE status = 'pending'.
+    `shares_by` is what the pending rows are shared by fairly (the agency: a column, or an
+    expression of the row): each claim takes pending rows round-robin across its values, in
+    `order_by` inside each (app.shares); it needs a partial index on that very expression
+    and `order_by`, (shares_by, *order_by) WHERE status = 'pending'.
     """
 
     model: Any
@@ -93,7 +94,7 @@ class QueueTable:
     claims: str | None = None
     unscheduled_retries: bool = False
     ready: ColumnElement[bool] | None = None
-    shares_by: str | None = None
+    shares_by: ColumnElement[Any] | None = None
 
     @property
     def columns(self) -> Any:

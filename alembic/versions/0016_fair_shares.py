@@ -30,14 +30,25 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 PENDING = sa.text("status = 'pending'")
+# webhook_queue and sync_queue share by an expression rather than the bare column, which the
+# seed's idx_webhook_queue_agency and idx_sync_queue_record (led by table_name) could serve
+# too, with plans that read and sort a big agency's whole backlog (app.shares).
 INDEXES = [
-    ("idx_webhook_queue_agency_pending", "webhook_queue", ["agency_id", "created_at"]),
+    (
+        "idx_webhook_queue_agency_pending",
+        "webhook_queue",
+        [sa.text("uuid_send(agency_id)"), "created_at"],
+    ),
     (
         "idx_enrichment_queue_agency_pending",
         "enrichment_queue",
         ["agency_id", "priority", "created_at"],
     ),
-    ("idx_sync_queue_table_pending", "sync_queue", ["table_name", "created_at"]),
+    (
+        "idx_sync_queue_table_pending",
+        "sync_queue",
+        [sa.text("lower(table_name)"), "created_at"],
+    ),
 ]
 
 QUEUE_FOR_CALLS = """

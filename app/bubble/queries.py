@@ -30,13 +30,15 @@ IN_RECORD_ORDER = ~exists().where(
 # Pending items oldest first inside each table, in fair shares across tables
 # (idx_sync_queue_table_pending, then idx_sync_queue_pending): the queue is one Bubble app's,
 # with no agency, and a backfill of one table (thousands of listings) would otherwise hold
-# back every other table's changes (a signup) behind it. Failed ones by next_retry_at
+# back every other table's changes (a signup) behind it. The shares go by lower(table_name),
+# the expression that index is on, which idx_sync_queue_record (led by table_name) cannot
+# serve with a plan that reads and sorts a table's whole backlog (app.shares). Failed ones by next_retry_at
 # (idx_sync_queue_retry; seed 004 retries one without a next_retry_at at once). Every claim
 # counts in `tries`, which tells a later try to look for what a lost one created.
 SYNC_QUEUE = queue.QueueTable(
     SyncQueueItem,
     order_by=[SyncQueueItem.created_at],
-    shares_by="table_name",
+    shares_by=func.lower(SyncQueueItem.table_name),
     attempts="retry_count",
     max_attempts="max_retries",
     claims="tries",

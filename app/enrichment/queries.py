@@ -24,7 +24,7 @@ from app.models import Agency, Call, EnrichmentItem, EnrichmentType
 ENRICHMENT_QUEUE = queue.QueueTable(
     EnrichmentItem,
     order_by=[EnrichmentItem.priority, EnrichmentItem.created_at],
-    shares_by="agency_id",
+    shares_by=EnrichmentItem.agency_id.expression,
 )
 
 # Storing a transcript sets transcript_fetched_at, which queues the call's analysis

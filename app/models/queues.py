@@ -38,10 +38,11 @@ class WebhookEvent(Base):
             postgresql_where=text("status = 'failed' AND attempts < max_attempts"),
         ),
         Index("idx_webhook_queue_agency", "agency_id"),
-        # Each agency's pending events in order, for the claim's fair shares (app.shares).
+        # Each agency's pending events in order, for the claim's fair shares (app.shares;
+        # the agency's bytes rather than the column: app.webhooks.queries).
         Index(
             "idx_webhook_queue_agency_pending",
-            "agency_id",
+            text("uuid_send(agency_id)"),
             "created_at",
             postgresql_where=text("status = 'pending'"),
         ),

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, Uuid, bindparam, text
+from sqlalchemy import ColumnElement, Uuid, bindparam, func, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -18,9 +18,13 @@ from app.models import WebhookEvent
 
 # FIFO by arrival inside each agency, in fair shares across agencies:
 # idx_webhook_queue_agency_pending, then idx_webhook_queue_pending for what the shares leave;
-# due retries come through idx_webhook_queue_retry.
+# due retries come through idx_webhook_queue_retry. The shares go by the agency's 16 bytes,
+# the expression that index is on: on the bare column the seed's idx_webhook_queue_agency
+# would tempt the planner to read and sort an agency's whole backlog for its share
+# (app.shares).
+BY_AGENCY = func.uuid_send(WebhookEvent.agency_id)
 WEBHOOK_QUEUE = queue.QueueTable(
-    WebhookEvent, order_by=[WebhookEvent.created_at], shares_by="agency_id"
+    WebhookEvent, order_by=[WebhookEvent.created_at], shares_by=BY_AGENCY
 )
 
 APPLY = text("SELECT apply_webhook_events(:ids)").bindparams(bindparam("ids", type_=ARRAY(Uuid)))

@@ -175,8 +175,11 @@ def test_an_enrichment_backlog_does_not_hold_back_another_agencys_transcripts(
     # A's items in an order of their own: priority first, then age.
     session.execute(
         text(
-            "UPDATE enrichment_queue SET priority = 10 + (hashtext(id::text) & 3) * 30, "
-            "created_at = now() - make_interval(secs => hashtext(id::text) & 1023)"
+            "UPDATE enrichment_queue AS q SET priority = 10 + (r.n % 4) * 30, "
+            "created_at = now() - r.n * interval '1 second' "
+            "FROM (SELECT id, row_number() OVER (ORDER BY md5(id::text)) AS n "
+            "      FROM enrichment_queue) AS r "
+            "WHERE q.id = r.id"
         )
     )
     session.commit()
