@@ -10,6 +10,7 @@ from bench import (
     enrichment,
     environment,
     fairness,
+    fairness_claims,
     historical_sync,
     limits,
     queue_stats,
@@ -96,7 +97,7 @@ def main() -> None:
             environment.print_table(
                 "fair shares between agencies: B's new work while A has a backlog, "
                 "fair claims beside FIFO",
-                fairness.run(env),
+                fairness.run(env) + fairness_claims.run(),
             )
 
 

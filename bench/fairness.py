@@ -11,6 +11,7 @@ claims' fair shares beside FIFO over every agency (FAIR_SHARES=false), in the sa
     (2 processes). B's calls end one a second for 10 s; each one's transcript item is timed
     from queued until claimed (the transcript starts) and until stored. The drain rate is the
     transcripts stored a second, both agencies, over the 15 s after a 3 s warm-up.
+(c) The cost of many agencies (bench/fairness_claims.py).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class Transcripts:
 
 
 def run(env: Environment) -> list[Row]:
-    agency_a, agency_b = _agency("A: backlog"), _agency("B: new work", key=B_KEY)
+    agency_a, agency_b = agency("A: backlog"), agency("B: new work", key=B_KEY)
     fair, fifo = Webhooks(), Webhooks()
     with api_server() as url:
         for fair_shares in (True, False, False, True):
@@ -143,8 +144,8 @@ def _webhooks(
     from app import drains
 
     webhooks._truncate()
-    _queue_backlog(agency_a, BACKLOG_EVENTS)
-    _vacuum("webhook_queue")
+    queue_backlog(agency_a, BACKLOG_EVENTS)
+    vacuum("webhook_queue")
     with _worker("webhooks", fair_shares):
         seen, stop = _watch_calls(agency_b)
         started = time.perf_counter()
@@ -160,7 +161,7 @@ def _webhooks(
     webhooks._truncate()
 
 
-def _queue_backlog(agency: uuid.UUID, events: int) -> None:
+def queue_backlog(agency: uuid.UUID, events: int) -> None:
     """`events` call.ended events for distinct calls, as deliveries over the past 10 minutes
     leave them: each with its own created_at."""
     from app import db
@@ -242,12 +243,12 @@ def _transcripts(env: Environment, fair_shares: bool) -> Transcripts:
     webhooks._truncate()
     fake_calls = generate_calls(BACKLOG_TRANSCRIPTS + B_CALLS, live_every=0)
     command = fake_ultravox(env, len(fake_calls), "--latency", "0.1", "--other-key", B_KEY)
-    agency_a, agency_b = _agency("A: transcripts"), _agency("B: transcripts", key=B_KEY)
+    agency_a, agency_b = agency("A: transcripts"), agency("B: transcripts", key=B_KEY)
     with processes.child(
         "fake-ultravox-fairness", command, log_dir=LOG_DIR, ready=lambda log: "serving" in log
     ):
         _store_calls(agency_a, fake_calls[:BACKLOG_TRANSCRIPTS])
-        _vacuum("enrichment_queue")
+        vacuum("enrichment_queue")
         with _worker("enrichment", fair_shares):
             drains.ENRICHMENT.request()
             time.sleep(WARM_UP)
@@ -309,7 +310,7 @@ def _b_items(agency: uuid.UUID, *, stored: bool) -> list[tuple[float, float]]:
 # shared ----------------------------------------------------------------------------------
 
 
-def _agency(name: str, *, key: str = ULTRAVOX_API_KEY) -> uuid.UUID:
+def agency(name: str, *, key: str = ULTRAVOX_API_KEY) -> uuid.UUID:
     from app import agencies, db
 
     with db.session_scope() as session:
@@ -335,7 +336,7 @@ def _worker(queue: str, fair_shares: bool) -> Iterator[None]:
         yield
 
 
-def _vacuum(table: str) -> None:
+def vacuum(table: str) -> None:
     """The queue settled, as autovacuum would leave it, before the drain is measured."""
     from app import db
 
