@@ -172,6 +172,11 @@ class Settings(BaseSettings):
     dial_concurrency: int = Field(
         default=5, ge=1, le=100, description="calls placed at once per campaign run"
     )
+    dial_round: int = Field(
+        default=25,
+        ge=1,
+        description="dials a campaign run reserves at most before other campaigns' runs",
+    )
     dial_lease_seconds: int = Field(
         default=600, ge=60, description="a reserved dial not recorded after this is over"
     )
