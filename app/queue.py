@@ -12,9 +12,9 @@ over changes nothing. A `processing` row whose lease expired
 belonged to a worker that died: the claim counts that run as a failed attempt and takes the
 row again, or buries it as dead when that was its last attempt.
 
-Pending rows are taken in fair shares across agencies where the queue names the column that
-says whose a row is (`QueueTable.shares_by`; app.shares), so that one agency's backlog does not
-hold another's new work back; FAIR_SHARES=false takes them oldest first over all agencies.
+Pending rows are taken in fair shares across agencies where the queue says whose a row is
+(`QueueTable.shares_by`; app.shares), so that one agency's backlog does not hold another's
+new work back; FAIR_SHARES=false takes them oldest first over all agencies.
 
 Work that is all done in the database needs no lease: `complete_due` takes due rows as
 completed in the caller's transaction, and the same transaction does the work. Its row locks
@@ -128,6 +128,7 @@ def claim(
     lease: timedelta | None,
     where: ColumnElement[bool] | None = None,
     kinds: Sequence[Due] = EVERY_KIND,
+    fair: bool = True,
 ) -> Lease:
     """Lease up to `limit` due rows (of `kinds`, meeting `where` and the queue's `ready`).
 
@@ -136,13 +137,15 @@ def claim(
     `shares_by`, each agency's in the queue's order; else in the queue's order), skipping rows
     another transaction has locked. Each row taken is `processing` with processing_started_at
     = now(): that timestamp and the ids (the Lease) make the rows ours until they are
-    completed or failed, or until the lease expires and another claim takes them over. A lost run counts as an
-    attempt; when it was the row's last, the row is dead instead and is not returned.
+    completed or failed, or until the lease expires and another claim takes them over. A lost
+    run counts as an attempt; when it was the row's last, the row is dead instead and is not
+    returned. `fair=False` is for a claim aimed at given rows (`where` names them): it takes
+    them in the queue's order, as there is nothing to share.
     """
     c = queue.columns
     attempts, max_attempts = queue.counters
     status = ProcessingStatus
-    picked = _due(queue, limit=limit, lease=lease, where=where, kinds=kinds)
+    picked = _due(queue, limit=limit, lease=lease, where=where, kinds=kinds, fair=fair)
     # A lost run counts as an attempt; on the last one the row is dead rather than re-run.
     lost = c.status == status.processing
     last_try = and_(lost, attempts + 1 >= max_attempts)
@@ -178,6 +181,7 @@ def complete_due(
     limit: int,
     lease: timedelta,
     where: ColumnElement[bool] | None = None,
+    fair: bool = True,
 ) -> list[uuid.UUID]:
     """Mark up to `limit` due rows completed, for work done in the caller's transaction;
     returns their ids.
@@ -185,12 +189,13 @@ def complete_due(
     It takes due rows as `claim` does (expired leases, due retries, pending rows in fair
     shares or in the queue's order), skipping rows another transaction has locked. No lease
     is written: the rows are ours while the caller's transaction holds their locks, so no
-    other drain sees them; if it rolls back, they are due again as they were.
+    other drain sees them; if it rolls back, they are due again as they were. `fair` as for
+    `claim`.
     """
     c = queue.columns
     stmt = (
         update(queue.model)
-        .where(c.id.in_(_due(queue, limit=limit, lease=lease, where=where)))
+        .where(c.id.in_(_due(queue, limit=limit, lease=lease, where=where, fair=fair)))
         .values(status=ProcessingStatus.completed, processed_at=func.now(), error_message=None)
         .returning(c.id)
     )
@@ -240,6 +245,7 @@ def _due(
     lease: timedelta | None,
     where: ColumnElement[bool] | None,
     kinds: Sequence[Due] = EVERY_KIND,
+    fair: bool = True,
 ) -> Select[tuple[uuid.UUID]]:
     """Ids of up to `limit` due rows, locked, kind by kind (_due_kinds). Each kind is its own
     locked, limited scan, so each can follow its partial index instead of sorting the whole
@@ -247,7 +253,7 @@ def _due(
     (app.shares)."""
     c = queue.columns
     branches = []
-    group = queue.shares_by if get_settings().fair_shares else None
+    group = queue.shares_by if fair and get_settings().fair_shares else None
     for rank, ((kind, order), due_kind) in enumerate(
         zip(_due_kinds(queue, lease, kinds), _kinds_in_order(kinds), strict=True)
     ):

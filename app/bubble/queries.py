@@ -32,9 +32,10 @@ IN_RECORD_ORDER = ~exists().where(
 # with no agency, and a backfill of one table (thousands of listings) would otherwise hold
 # back every other table's changes (a signup) behind it. The shares go by lower(table_name),
 # the expression that index is on, which idx_sync_queue_record (led by table_name) cannot
-# serve with a plan that reads and sorts a table's whole backlog (app.shares). Failed ones by next_retry_at
-# (idx_sync_queue_retry; seed 004 retries one without a next_retry_at at once). Every claim
-# counts in `tries`, which tells a later try to look for what a lost one created.
+# serve with a plan that reads and sorts a table's whole backlog (app.shares). Failed ones
+# by next_retry_at (idx_sync_queue_retry; seed 004 retries one without a next_retry_at at
+# once). Every claim counts in `tries`, which tells a later try to look for what a lost one
+# created.
 SYNC_QUEUE = queue.QueueTable(
     SyncQueueItem,
     order_by=[SyncQueueItem.created_at],
@@ -78,6 +79,7 @@ def claim_next_of_record(session: Session, item: SyncQueueItem) -> queue.Lease:
         kinds=(queue.Due.PENDING,),
         where=(SyncQueueItem.table_name == item.table_name)
         & (SyncQueueItem.record_id == item.record_id),
+        fair=False,  # one record's: nothing to share between tables
     )
 
 

@@ -38,8 +38,11 @@ def take_due_events(
     next_retry_at), then pending events in fair shares across agencies, each agency's oldest
     first (created_at), skipping events another transaction has locked. The events are ours
     while the caller's transaction holds their row locks: no other drain sees them, and a
-    batch that rolls back is due again."""
-    return queue.complete_due(session, WEBHOOK_QUEUE, limit=limit, lease=lease, where=where)
+    batch that rolls back is due again. Events named by `where` are taken as they come: there
+    is nothing to share between agencies."""
+    return queue.complete_due(
+        session, WEBHOOK_QUEUE, limit=limit, lease=lease, where=where, fair=where is None
+    )
 
 
 def apply_events(session: Session, ids: Sequence[uuid.UUID]) -> None:
