@@ -1,8 +1,9 @@
 """Fair shares between agencies: agency B's new work while agency A has a backlog, with the
 claims' fair shares beside FIFO over every agency (FAIR_SHARES=false), in the same run.
 
-(a) Webhooks: A has 100,000 pending events (queued over the past 10 minutes); one worker (2 processes) drains them while B's
-    webhooks come through `callsync api`, 20 a second for 5 s. B's latency is the time from
+(a) Webhooks: A has 100,000 pending events (queued over the past 10 minutes); one worker
+    (2 processes) drains them while B's webhooks come through `callsync api`, 20 a second for
+    5 s. B's latency is the time from
     sending a POST until its call row is visible; the drain rate is every event (A's and B's)
     over the time until none is pending. Two runs of each, alternated (fair, FIFO, FIFO,
     fair), so that the machine's drift weighs on both alike.

@@ -58,8 +58,9 @@ def claim_enrichment_items(session: Session, *, limit: int, lease: timedelta) ->
     attempt; at the last one the item is dead instead), then retries that came due (by
     next_retry_at), then pending items in fair shares across agencies, each agency's by
     (priority, created_at), skipping items another transaction has locked, and the
-    transcripts of an agency whose Ultravox key is wanted (app.pauses). The Lease (the ids and their processing_started_at) makes them ours:
-    completing or failing an item checks it (queue.claim)."""
+    transcripts of an agency whose Ultravox key is wanted (app.pauses). The Lease (the ids
+    and their processing_started_at) makes them ours: completing or failing an item checks it
+    (queue.claim)."""
     return queue.claim(session, ENRICHMENT_QUEUE, limit=limit, lease=lease, where=_not_paused())
 
 
