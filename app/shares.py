@@ -48,6 +48,12 @@ from sqlalchemy.sql.util import ClauseAdapter
 
 from app.models import ProcessingStatus
 
+# A queue's claim is the same statement every time; building it anew (two aliases of the
+# table, the expression adapted to each, four CTEs) took longer than running it. Built once
+# per queue, limit and conditions: keyed by the identity of the parts, which the entry keeps
+# alive, so callers pass the same condition objects each time (module constants).
+_built: dict[tuple[Any, ...], tuple[tuple[Any, ...], CTE]] = {}
+
 
 def pending_by_share(
     table: Table,
@@ -61,6 +67,24 @@ def pending_by_share(
     """Ids of up to `limit` pending rows meeting `conditions`, locked, each agency (`group`,
     an expression of `table`'s row) taking its share in the order of `order` (columns of
     `table`)."""
+    parts = (table, group, *order, *conditions)
+    key = (*(id(part) for part in parts), len(order), limit, name)
+    found = _built.get(key)
+    if found is None:
+        if len(_built) >= 64:  # conditions made anew on each call: do not grow for ever
+            _built.clear()
+        found = _built[key] = (parts, _build(table, group, order, conditions, limit, name))
+    return found[1]
+
+
+def _build(
+    table: Table,
+    group: ColumnElement[Any],
+    order: Sequence[Any],
+    conditions: Sequence[ColumnElement[bool]],
+    limit: int,
+    name: str,
+) -> CTE:
     pending = table.c.status == ProcessingStatus.pending
     groups = _groups(table, group, order, name)
     chosen = (

@@ -61,14 +61,14 @@ def claim_enrichment_items(session: Session, *, limit: int, lease: timedelta) ->
     transcripts of an agency whose Ultravox key is wanted (app.pauses). The Lease (the ids
     and their processing_started_at) makes them ours: completing or failing an item checks it
     (queue.claim)."""
-    return queue.claim(session, ENRICHMENT_QUEUE, limit=limit, lease=lease, where=_not_paused())
+    return queue.claim(session, ENRICHMENT_QUEUE, limit=limit, lease=lease, where=NOT_PAUSED)
 
 
-def _not_paused() -> ColumnElement[bool]:
-    return or_(
-        EnrichmentItem.type != EnrichmentType.transcript,
-        pauses.not_paused(pauses.ULTRAVOX, EnrichmentItem.agency_id),
-    )
+# One object for every claim, so the claim's statement is built once (app.shares).
+NOT_PAUSED = or_(
+    EnrichmentItem.type != EnrichmentType.transcript,
+    pauses.not_paused(pauses.ULTRAVOX, EnrichmentItem.agency_id),
+)
 
 
 def get_work(session: Session, ids: Sequence[uuid.UUID]) -> list[Row[Any]]:
