@@ -12,7 +12,8 @@ One statement, every row locked with FOR UPDATE SKIP LOCKED as it is read:
    ceil(limit / agencies), of its own rows in the queue's order from its head on (a LATERAL
    per agency);
 3. `fill`: what the shares left of `limit` (agencies with less than a share waiting), taken
-   in the queue's order over every agency, as a claim without shares would.
+   in the queue's order over every agency, as a claim without shares would, from the oldest
+   head on.
 
 Inside an agency the order is the queue's own (FIFO, or priority then age): its share is its
 first rows, and the fill takes its next ones.
@@ -116,9 +117,18 @@ def _build(
         select(own.c.id).select_from(chosen).join(own, true()).limit(limit).cte(f"{name}_shares")
     )
     taken = select(func.count()).select_from(shares).scalar_subquery()
+    # The oldest head of all is the queue's first pending row: the fill starts there too,
+    # each of its columns a value of its own so that the index can start from them.
+    heads = _heads(groups, order)
+    oldest = [select(head).order_by(*heads).limit(1).scalar_subquery() for head in heads]
     fill = (
         select(table.c.id)
-        .where(pending, *conditions, table.c.id.not_in(select(shares.c.id)))
+        .where(
+            pending,
+            tuple_(*order) >= tuple_(*oldest),
+            *conditions,
+            table.c.id.not_in(select(shares.c.id)),
+        )
         .order_by(*order)
         .limit(literal(limit) - taken)
         .with_for_update(skip_locked=True)
