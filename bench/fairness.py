@@ -5,13 +5,13 @@ claims' fair shares beside FIFO over every agency (FAIR_SHARES=false), in the sa
     (2 processes) drains them while B's webhooks come through `callsync api`, 20 a second for
     5 s. B's latency is the time from
     sending a POST until its call row is visible; the drain rate is every event (A's and B's)
-    over the time until none is pending. Two runs of each, alternated (fair, FIFO, FIFO,
-    fair), so that the machine's drift weighs on both alike.
+    over the time until none is pending. Three runs of each, alternated (fair, FIFO, FIFO,
+    fair, fair, FIFO), so that the machine's drift weighs on both alike.
 (b) Enrichment: A has 20,000 pending transcripts, against the fake Ultravox at its limits
     (200 requests/s per key, A and B each with its own key; 100 ms an answer); one worker
     (2 processes). B's calls end one a second for 10 s; each one's transcript item is timed
     from queued until claimed (the transcript starts) and until stored. The drain rate is the
-    transcripts stored a second, both agencies, over the 15 s after a 3 s warm-up.
+    transcripts stored a second, both agencies, over the 30 s after a 3 s warm-up.
 (c) The cost of many agencies (bench/fairness_claims.py).
 """
 
@@ -50,7 +50,8 @@ BACKLOG_TRANSCRIPTS = 20_000
 B_RATE, B_SECONDS = 20, 5  # B's webhooks: 100 in all
 B_CALLS = 10  # B's calls that end, one a second
 B_KEY = "uv-bench-key-b"
-WARM_UP, WINDOW = 3.0, 15.0
+WARM_UP, WINDOW = 3.0, 30.0
+ROUNDS = (True, False, False, True, True, False)  # fair shares or not, alternated
 GOAL_WEBHOOK_P99_S = 1.0
 GOAL_TRANSCRIPT_START_S = 3.0
 GOAL_RATE_RATIO = 0.9
@@ -80,7 +81,7 @@ def run(env: Environment) -> list[Row]:
     agency_a, agency_b = agency("A: backlog"), agency("B: new work", key=B_KEY)
     fair, fifo = Webhooks(), Webhooks()
     with api_server() as url:
-        for fair_shares in (True, False, False, True):
+        for fair_shares in ROUNDS:
             _webhooks(url, agency_a, agency_b, fair if fair_shares else fifo, fair_shares)
     enrich = {fair_shares: _transcripts(env, fair_shares) for fair_shares in (True, False)}
     return _rows(fair, fifo, enrich[True], enrich[False])
