@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     max_lost_runs: int = Field(
         default=3, ge=1, description="runs of one item its worker may die in before it is dead"
     )
+    fair_shares: bool = Field(
+        default=True,
+        description="pending rows are claimed round-robin across agencies, not oldest first",
+    )
     retry_base_seconds: float = Field(default=30.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     log_level: str = "INFO"
@@ -178,6 +182,11 @@ class Settings(BaseSettings):
     # Outbound campaigns.
     dial_concurrency: int = Field(
         default=5, ge=1, le=100, description="calls placed at once per campaign run"
+    )
+    dial_round: int = Field(
+        default=25,
+        ge=1,
+        description="dials a campaign run reserves at most before other campaigns' runs",
     )
     dial_lease_seconds: int = Field(
         default=600, ge=60, description="a reserved dial not recorded after this is over"

@@ -17,6 +17,10 @@ lost_runs, and a row lost MAX_LOST_RUNS times is dead ("worker lost 3 times") in
 killing worker after worker. A row that was lost once stays a suspect, claimed alone, until
 it is done, so that a row that kills its worker takes no other row with it.
 
+Pending rows are taken in fair shares across agencies where the queue says whose a row is
+(`QueueTable.shares_by`; app.shares), so that one agency's backlog does not hold another's
+new work back; FAIR_SHARES=false takes them oldest first over all agencies.
+
 Work that is all done in the database needs no claim: `complete_due` takes due rows as
 completed in the caller's transaction, and the same transaction does the work. Its row locks
 keep other workers off until it commits; if it rolls back, or its worker dies, the rows are
@@ -35,6 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Select,
     and_,
@@ -49,7 +54,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from app import liveness, metrics
+from app import liveness, metrics, shares
 from app.config import get_settings
 from app.models import ProcessingStatus
 
@@ -91,6 +96,10 @@ class QueueTable:
     `ready` is what a due row must also meet (sync_queue: its record's earlier items are done).
     `held` says the table records who holds a claim (worker_id); webhook_queue's rows are
     never held, only completed in the transaction that applies them.
+    `shares_by` is what the pending rows are shared by fairly (the agency: a column, or an
+    expression of the row): each claim takes pending rows round-robin across its values, in
+    `order_by` inside each (app.shares); it needs a partial index on that very expression
+    and `order_by`, (shares_by, *order_by) WHERE status = 'pending'.
     """
 
     model: Any
@@ -101,6 +110,7 @@ class QueueTable:
     unscheduled_retries: bool = False
     ready: ColumnElement[bool] | None = None
     held: bool = True
+    shares_by: ColumnElement[Any] | None = None
 
     @property
     def columns(self) -> Any:
@@ -135,29 +145,33 @@ def claim(
     where: ColumnElement[bool] | None = None,
     kinds: Sequence[Due] = EVERY_KIND,
     hold: bool = True,
+    fair: bool = True,
 ) -> Lease:
     """Claim up to `limit` due rows (of `kinds`, meeting `where` and the queue's `ready`).
 
     A row whose worker died, or a suspect, is taken first and alone (Lease.alone). Otherwise
-    it takes retries that came due (by next_retry_at), then pending rows in the queue's
-    order, skipping rows another transaction has locked. Each row taken is `processing`,
-    held by this process (worker_id) since processing_started_at = now(): that timestamp and
-    the ids (the Lease) make the rows ours until they are completed, failed or released. A
-    lost run counts in lost_runs; at MAX_LOST_RUNS the row is dead and not returned.
+    it takes retries that came due (by next_retry_at), then pending rows (in fair shares
+    across agencies where the queue has `shares_by`, each agency's in the queue's order; else
+    in the queue's order), skipping rows another transaction has locked. Each row taken is
+    `processing`, held by this process (worker_id) since processing_started_at = now(): that
+    timestamp and the ids (the Lease) make the rows ours until they are completed, failed or
+    released. A lost run counts in lost_runs; at MAX_LOST_RUNS the row is dead and not
+    returned.
 
     A claim that hands the rows to another task (`hold=False`) leaves them to the lease
-    until that task holds them (`hold`).
+    until that task holds them (`hold`). `fair=False` is for a claim aimed at given rows
+    (`where` names them): it takes them in the queue's order, as there is nothing to share.
     """
     holder = liveness.holder() if hold else None
     alone = [kind for kind in kinds if kind in ALONE]
     if alone:
-        taken = _claim(session, queue, 1, lease, where, alone, holder)
+        taken = _claim(session, queue, 1, lease, where, alone, holder, fair=False)
         if taken.ids:
             return Lease(taken.leased_at, taken.ids, alone=True)
     rest = [kind for kind in kinds if kind not in ALONE]
     if not rest:
         return Lease(None, [])
-    return _claim(session, queue, limit, lease, where, rest, holder)
+    return _claim(session, queue, limit, lease, where, rest, holder, fair=fair)
 
 
 def _claim(
@@ -168,11 +182,13 @@ def _claim(
     where: ColumnElement[bool] | None,
     kinds: Sequence[Due],
     holder: str | None,
+    *,
+    fair: bool,
 ) -> Lease:
     c = queue.columns
     attempts, max_attempts = queue.counters
     status = ProcessingStatus
-    picked = _due(queue, limit=limit, lease=lease, where=where, kinds=kinds)
+    picked = _due(queue, limit=limit, lease=lease, where=where, kinds=kinds, fair=fair)
     lost = c.status == status.processing
     runs = c.lost_runs + 1
     last_run = and_(lost, runs >= get_settings().max_lost_runs)
@@ -252,22 +268,23 @@ def complete_due(
     limit: int,
     lease: timedelta,
     where: ColumnElement[bool] | None = None,
+    fair: bool = True,
 ) -> Lease:
     """Mark up to `limit` due rows completed, for work done in the caller's transaction;
     returns their ids (the Lease has no time: nothing is written until the commit).
 
     It takes due rows in the order `claim` does (a lost or suspect row alone, then due
-    retries, then pending rows in the queue's order), skipping rows another transaction has
-    locked. The rows are ours while the caller's transaction holds their locks, so no other
-    drain sees them; if it rolls back, they are due again as they were.
+    retries, then pending rows in fair shares or in the queue's order), skipping rows another
+    transaction has locked. The rows are ours while the caller's transaction holds their
+    locks, so no other drain sees them; if it rolls back, they are due again as they were.
+    `fair` as for `claim`.
     """
-    alone = _complete(session, queue, limit=1, lease=lease, where=where, kinds=ALONE)
+    alone = _complete(session, queue, limit=1, lease=lease, where=where, kinds=ALONE, fair=False)
     if alone:
         return Lease(None, alone, alone=True)
     kinds = [kind for kind in EVERY_KIND if kind not in ALONE]
-    return Lease(
-        None, _complete(session, queue, limit=limit, lease=lease, where=where, kinds=kinds)
-    )
+    taken = _complete(session, queue, limit=limit, lease=lease, where=where, kinds=kinds, fair=fair)
+    return Lease(None, taken)
 
 
 def _complete(
@@ -278,9 +295,10 @@ def _complete(
     lease: timedelta,
     where: ColumnElement[bool] | None,
     kinds: Sequence[Due],
+    fair: bool,
 ) -> list[uuid.UUID]:
     c = queue.columns
-    picked = _due(queue, limit=limit, lease=lease, where=where, kinds=kinds)
+    picked = _due(queue, limit=limit, lease=lease, where=where, kinds=kinds, fair=fair)
     stmt = (
         update(queue.model)
         .where(c.id.in_(picked))
@@ -356,24 +374,46 @@ def _due(
     lease: timedelta | None,
     where: ColumnElement[bool] | None,
     kinds: Sequence[Due] = EVERY_KIND,
+    fair: bool = True,
 ) -> Select[tuple[uuid.UUID]]:
     """Ids of up to `limit` due rows, locked, kind by kind (_due_kinds). Each kind is its own
     locked, limited scan, so each can follow its partial index instead of sorting the whole
-    table on every claim."""
+    table on every claim; pending rows of a queue with `shares_by` are taken in fair shares
+    (app.shares)."""
     c = queue.columns
     branches = []
-    for rank, (kind, order) in enumerate(_due_kinds(queue, lease, kinds)):
-        locked = (
-            select(c.id)
-            .where(*(cond for cond in (kind, queue.ready, where) if cond is not None))
-            .order_by(*order)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte(f"due_{rank}")
-        )
+    group = queue.shares_by if fair and get_settings().fair_shares else None
+    for rank, ((kind, order), due_kind) in enumerate(
+        zip(_due_kinds(queue, lease, kinds), _kinds_in_order(kinds), strict=True)
+    ):
+        conditions = [cond for cond in (queue.ready, where) if cond is not None]
+        locked: CTE
+        if group is not None and due_kind is Due.PENDING:
+            locked = shares.pending_by_share(
+                queue.model.__table__,
+                group=group,
+                order=queue.order_by,
+                conditions=conditions,
+                limit=limit,
+                name=f"due_{rank}",
+            )
+        else:
+            locked = (
+                select(c.id)
+                .where(kind, *conditions)
+                .order_by(*order)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .cte(f"due_{rank}")
+            )
         branches.append(select(locked.c.id, literal(rank).label("rank")))
     due = union_all(*branches).subquery()
     return select(due.c.id).order_by(due.c.rank).limit(limit)
+
+
+def _kinds_in_order(kinds: Sequence[Due]) -> list[Due]:
+    """The kinds _due_kinds returns, in its order."""
+    return [kind for kind in EVERY_KIND if kind in kinds]
 
 
 def mark_completed(

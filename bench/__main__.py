@@ -9,6 +9,8 @@ from bench import (
     campaigns,
     enrichment,
     environment,
+    fairness,
+    fairness_claims,
     historical_sync,
     limits,
     queue_stats,
@@ -25,6 +27,7 @@ BENCHMARKS = [
     "queue-stats",
     "big-queues",
     "limits",
+    "fairness",
 ]
 
 
@@ -89,6 +92,12 @@ def main() -> None:
             environment.print_table(
                 "at Ultravox's limits: enrichment and a historical sync at once, 2 workers x 2",
                 limits.run(calls=args.limit_calls),
+            )
+        if "fairness" in chosen:
+            environment.print_table(
+                "fair shares between agencies: B's new work while A has a backlog, "
+                "fair claims beside FIFO",
+                fairness.run(env) + fairness_claims.run(),
             )
 
 

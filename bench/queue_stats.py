@@ -99,12 +99,12 @@ FILL = [
     # trigger queues more.
     """INSERT INTO calls (agency_id, ultravox_call_id, raw)
        SELECT :agency, uuid_generate_v4(), '{}' FROM generate_series(1, :completed / 2 + 48)""",
-    """INSERT INTO enrichment_queue (call_id, type, status, attempts, processed_at)
-       SELECT c.id, t.type, 'completed', 1, now()
+    """INSERT INTO enrichment_queue (call_id, agency_id, type, status, attempts, processed_at)
+       SELECT c.id, :agency, t.type, 'completed', 1, now()
        FROM (SELECT id FROM calls WHERE agency_id = :agency LIMIT :completed / 2) AS c,
             (VALUES ('transcript'::enrichment_type), ('analysis')) AS t(type)""",
-    """INSERT INTO enrichment_queue (call_id, type, status, attempts, created_at)
-        SELECT c.id, 'transcript', s.status, least(s.attempts, 3),
+    """INSERT INTO enrichment_queue (call_id, agency_id, type, status, attempts, created_at)
+        SELECT c.id, :agency, 'transcript', s.status, least(s.attempts, 3),
                now() - make_interval(mins => s.k)
         FROM small_rows AS s
         JOIN (SELECT id, (row_number() OVER ())::int AS k FROM calls

@@ -23,6 +23,15 @@ KEPT_IF_PRESENT = frozenset({"invoke_bubble_sync_processor()", "invoke_bubble_sy
 # adopt keeps them written from callsync's, by a trigger of its own.
 LEGACY_CALL_COLUMNS = {"ended_at": "ended", "started_at": "joined"}
 LEGACY_TRIGGER = "callsync_legacy_call_columns"
+# Columns of callsync's that say what the team's rows already know: when one is added to a
+# table holding rows, it is filled from them.
+FILLED_WHEN_ADDED = {
+    ("enrichment_queue", "agency_id"): (
+        "the agency of each item's call",
+        "UPDATE public.enrichment_queue AS q SET agency_id = c.agency_id "
+        "FROM public.calls AS c WHERE c.id = q.call_id",
+    ),
+}
 # The order constraints are added in: keys before the checks and references that need them.
 CONSTRAINT_ORDER = {"p": 0, "u": 1, "x": 2, "c": 3, "f": 4}
 
@@ -123,6 +132,9 @@ def _columns(result: Plan, name: str, theirs: Table, ours: Table, *, populated: 
             result.add(
                 f"{name}.{column}: added, {shape.type}{note}", _add_column(name, column, added)
             )
+            if populated and (name, column) in FILLED_WHEN_ADDED:
+                what, sql = FILLED_WHEN_ADDED[name, column]
+                result.add(f"{name}.{column}: filled with {what}", sql)
             continue
         _compare_column(result, name, column, there, shape)
     for column, there in theirs.columns.items():

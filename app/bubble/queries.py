@@ -28,12 +28,19 @@ IN_RECORD_ORDER = ~exists().where(
     ),
 )
 
-# Pending items oldest first (idx_sync_queue_pending), failed ones by next_retry_at
-# (idx_sync_queue_retry; seed 004 retries one without a next_retry_at at once). Every claim
-# counts in `tries`, which tells a later try to look for what a lost one created.
+# Pending items oldest first inside each table, in fair shares across tables
+# (idx_sync_queue_table_pending, then idx_sync_queue_pending): the queue is one Bubble app's,
+# with no agency, and a backfill of one table (thousands of listings) would otherwise hold
+# back every other table's changes (a signup) behind it. The shares go by lower(table_name),
+# the expression that index is on, which idx_sync_queue_record (led by table_name) cannot
+# serve with a plan that reads and sorts a table's whole backlog (app.shares). Failed ones
+# by next_retry_at (idx_sync_queue_retry; seed 004 retries one without a next_retry_at at
+# once). Every claim counts in `tries`, which tells a later try to look for what a lost one
+# created.
 SYNC_QUEUE = queue.QueueTable(
     SyncQueueItem,
     order_by=[SyncQueueItem.created_at],
+    shares_by=func.lower(SyncQueueItem.table_name),
     attempts="retry_count",
     max_attempts="max_retries",
     claims="tries",
@@ -46,9 +53,9 @@ def claim_pending(session: Session, *, limit: int, lease: timedelta) -> queue.Le
     """bubble-sync-processor: lease up to `limit` items, each only once every earlier item
     of its record is done or dead. It takes items whose lease expired (their worker died; the
     lost run counts as a failure, and an item at its last is dead instead), then pending
-    items oldest first. Unlike the seed's processor, DELETE items are pushed too. The Lease
-    (ids, processing_started_at) makes them ours; see queue.claim. The push task that gets
-    them holds them (`hold`)."""
+    items in fair shares across tables, each table's oldest first. Unlike the seed's
+    processor, DELETE items are pushed too. The Lease (ids, processing_started_at) makes them
+    ours; see queue.claim. The push task that gets them holds them (`hold`)."""
     kinds = (queue.Due.LOST, queue.Due.SUSPECT, queue.Due.PENDING)
     return queue.claim(session, SYNC_QUEUE, limit=limit, lease=lease, kinds=kinds, hold=False)
 
@@ -78,6 +85,7 @@ def claim_next_of_record(session: Session, item: SyncQueueItem) -> queue.Lease:
         kinds=(queue.Due.PENDING,),
         where=(SyncQueueItem.table_name == item.table_name)
         & (SyncQueueItem.record_id == item.record_id),
+        fair=False,  # one record's: nothing to share between tables
     )
 
 

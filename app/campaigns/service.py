@@ -43,6 +43,7 @@ class CampaignRun:
     invalid_numbers: int = 0  # leads skipped for good
     skipped: str | None = None
     needs_credentials: str | None = None  # why no call can be placed until a key is set
+    full_round: bool = False  # it reserved DIAL_ROUND dials with quota left: more may be due
 
     def as_dict(self) -> dict[str, Any]:
         """The task's result."""
@@ -64,7 +65,8 @@ class CampaignRun:
 
 
 def run_campaign(campaign_id: uuid.UUID, now: datetime) -> CampaignRun:
-    """Reserve up to the campaign's remaining daily quota of eligible leads and dial them."""
+    """Reserve up to a round (DIAL_ROUND) of the campaign's remaining daily quota of
+    eligible leads and dial them; `full_round` says a next run may find more."""
     settings = get_settings()
     with db.session_scope() as session:
         if (waiting := _needs_credentials(session)) is not None:
@@ -90,11 +92,12 @@ def run_campaign(campaign_id: uuid.UUID, now: datetime) -> CampaignRun:
             quota.calls_today,
             remaining,
         )
-        reservation = queries.reserve_dials(session, campaign_id, limit=remaining, now=now)
+        round_size = min(remaining, settings.dial_round)
+        reservation = queries.reserve_dials(session, campaign_id, limit=round_size, now=now)
     dials = reservation.dials
     for skip in reservation.skipped:
         log.info("[lead] id=%s skipped: %s", skip.lead_id, skip.reason)
-    log.info("[leads] campaign=%s limit=%d returned=%d", campaign_id, remaining, len(dials))
+    log.info("[leads] campaign=%s limit=%d returned=%d", campaign_id, round_size, len(dials))
     for dial in dials:
         log.info(
             "[lead] id=%s phone=%s tz=%s window=%s-%s ok=true",
@@ -112,6 +115,7 @@ def run_campaign(campaign_id: uuid.UUID, now: datetime) -> CampaignRun:
         placed=placed,
         failed=len(dials) - placed,
         invalid_numbers=len(reservation.skipped),
+        full_round=len(dials) == settings.dial_round < remaining,
     )
 
 

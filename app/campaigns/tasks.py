@@ -4,6 +4,12 @@ conversation-orchestrator).
 Beat's tick sends one task per active campaign. Runs of one campaign at once (a redelivered
 message, two beats, a manual run) take the campaign's lock in turn, so together they reserve
 no more than its daily cap, and never the same lead twice.
+
+Campaigns take turns: a run dials at most a round (DIAL_ROUND) and, when that was a full round
+with quota left, asks for the campaign's next run, which joins the back of the queue behind the
+other campaigns' runs. So a campaign with thousands of leads due holds a worker for a round at a
+time, not for its whole day, and every business's campaigns keep dialling. At most one run of a
+campaign waits in the queue: beat's tick and a run's follow-up ask through the same mark.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from app import db
+from app.broker import get_redis
 from app.campaigns import conversations, queries, service
 from app.celery import Queue, app, periodic_task
+from app.config import get_settings
 
 log = logging.getLogger("campaigns")
 
@@ -31,8 +39,20 @@ def campaign_orchestrator() -> dict[str, Any]:
         campaigns = queries.get_active_campaigns(session, now)
     log.info("[orchestrator] fetched %d active campaign(s)", len(campaigns))
     for campaign in campaigns:
-        run_campaign.delay(str(campaign.id))
+        request_run(str(campaign.id))
     return {"campaigns": len(campaigns)}
+
+
+def request_run(campaign_id: str) -> None:
+    """Send a run of the campaign unless one asked for before is still waiting to start. The
+    mark expires after DIAL_LEASE_SECONDS, so a run lost with its message is replaced."""
+    ttl_ms = get_settings().dial_lease_seconds * 1000
+    if get_redis().set(_run_requested(campaign_id), 1, nx=True, px=ttl_ms):
+        run_campaign.delay(campaign_id)
+
+
+def _run_requested(campaign_id: str) -> str:
+    return f"callsync:campaigns:{campaign_id}:run-requested"
 
 
 @periodic_task("conversation-orchestrator")
@@ -68,5 +88,10 @@ def sync_conversation(conversation_id: str) -> dict[str, Any]:
     max_retries=3,
 )
 def run_campaign(campaign_id: str) -> dict[str, Any]:
-    """Reserve and place the campaign's next calls."""
-    return service.run_campaign(uuid.UUID(campaign_id), datetime.now(UTC)).as_dict()
+    """Reserve and place a round of the campaign's next calls; ask for the next round, at the
+    back of the queue, when this one was full."""
+    get_redis().delete(_run_requested(campaign_id))  # this run is the one it stood for
+    result = service.run_campaign(uuid.UUID(campaign_id), datetime.now(UTC))
+    if result.full_round:
+        request_run(campaign_id)
+    return result.as_dict()

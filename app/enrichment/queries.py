@@ -20,9 +20,12 @@ from sqlalchemy.orm import Session
 from app import crypto, pauses, queue
 from app.models import Agency, Call, EnrichmentItem, EnrichmentType
 
-# Priority first (lower is sooner), then age: idx_enrichment_queue_pending.
+# Priority first (lower is sooner), then age, inside each agency, in fair shares across
+# agencies: idx_enrichment_queue_agency_pending, then idx_enrichment_queue_pending.
 ENRICHMENT_QUEUE = queue.QueueTable(
-    EnrichmentItem, order_by=[EnrichmentItem.priority, EnrichmentItem.created_at]
+    EnrichmentItem,
+    order_by=[EnrichmentItem.priority, EnrichmentItem.created_at],
+    shares_by=EnrichmentItem.agency_id.expression,
 )
 
 # Storing a transcript sets transcript_fetched_at, which queues the call's analysis
@@ -54,18 +57,19 @@ class Enriched:
 def claim_enrichment_items(session: Session, *, limit: int, lease: timedelta) -> queue.Lease:
     """Lease up to `limit` due items: runs whose lease expired (the lost run counts as an
     attempt; at the last one the item is dead instead), then retries that came due (by
-    next_retry_at), then pending items by (priority, created_at), skipping items another
-    transaction has locked, and the transcripts of an agency whose Ultravox key is wanted
-    (app.pauses). The Lease (the ids and their processing_started_at) makes them ours:
-    completing or failing an item checks it (queue.claim)."""
-    return queue.claim(session, ENRICHMENT_QUEUE, limit=limit, lease=lease, where=_not_paused())
+    next_retry_at), then pending items in fair shares across agencies, each agency's by
+    (priority, created_at), skipping items another transaction has locked, and the
+    transcripts of an agency whose Ultravox key is wanted (app.pauses). The Lease (the ids
+    and their processing_started_at) makes them ours: completing or failing an item checks it
+    (queue.claim)."""
+    return queue.claim(session, ENRICHMENT_QUEUE, limit=limit, lease=lease, where=NOT_PAUSED)
 
 
-def _not_paused() -> ColumnElement[bool]:
-    return or_(
-        EnrichmentItem.type != EnrichmentType.transcript,
-        pauses.not_paused(pauses.ULTRAVOX, Call.agency_id, Call.id == EnrichmentItem.call_id),
-    )
+# One object for every claim, so the claim's statement is built once (app.shares).
+NOT_PAUSED = or_(
+    EnrichmentItem.type != EnrichmentType.transcript,
+    pauses.not_paused(pauses.ULTRAVOX, EnrichmentItem.agency_id),
+)
 
 
 def get_work(session: Session, ids: Sequence[uuid.UUID]) -> list[Row[Any]]:

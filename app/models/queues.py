@@ -1,4 +1,5 @@
-"""Seed 002: webhook_queue, webhook_logs and enrichment_queue, column for column."""
+"""Seed 002: webhook_queue, webhook_logs and enrichment_queue, column for column (and
+enrichment_queue.agency_id, for fair shares)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,14 @@ class WebhookEvent(Base):
             postgresql_where=text(SUSPECT.format(attempts="attempts", max_attempts="max_attempts")),
         ),
         Index("idx_webhook_queue_agency", "agency_id"),
+        # Each agency's pending events in order, for the claim's fair shares (app.shares;
+        # the agency's bytes rather than the column: app.webhooks.queries).
+        Index(
+            "idx_webhook_queue_agency_pending",
+            text("uuid_send(agency_id)"),
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index("idx_webhook_queue_status", "status"),
         Index(
             "idx_webhook_queue_processed",
@@ -132,6 +141,13 @@ class EnrichmentItem(Base):
             "created_at",
             postgresql_where=text(SUSPECT.format(attempts="attempts", max_attempts="max_attempts")),
         ),
+        Index(
+            "idx_enrichment_queue_agency_pending",
+            "agency_id",
+            "priority",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index("idx_enrichment_queue_call", "call_id"),
         Index("idx_enrichment_queue_type", "type"),
         Index("idx_enrichment_queue_status", "status"),
@@ -158,3 +174,7 @@ class EnrichmentItem(Base):
     next_retry_at: Mapped[datetime | None]
     worker_id: Mapped[str | None]  # the worker process holding the claim (app.liveness)
     lost_runs: Mapped[int] = mapped_column(server_default=text("0"))
+    # callsync's own, not the seed's: the call's agency, copied by the triggers that queue the
+    # item, so that claims can share the work between agencies (alembic 0017). No foreign key:
+    # the call's cascades the item away.
+    agency_id: Mapped[uuid.UUID]

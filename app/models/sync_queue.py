@@ -35,6 +35,14 @@ class SyncQueueItem(Base):
             "next_retry_at",
             postgresql_where=text("status = 'failed' AND retry_count < max_retries"),
         ),
+        # Each table's pending items in order, for the claim's fair shares (app.shares;
+        # lower(table_name) rather than the column: app.bubble.queries).
+        Index(
+            "idx_sync_queue_table_pending",
+            text("lower(table_name)"),
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index("idx_sync_queue_record", "table_name", "record_id", "seq"),
         Index(
             "idx_sync_queue_suspect",

@@ -447,6 +447,10 @@ def check_the_work(engine: Engine, seeded: Seeded) -> None:
             )
         )
         assert twice == 1  # the team's trigger and callsync's queued each item once
+        without_agency = connection.scalar(
+            text("SELECT count(*) FROM enrichment_queue WHERE agency_id IS NULL")
+        )
+        assert without_agency == 0  # the team's items were filled, and its trigger's too
         job = connection.execute(
             text("SELECT processed_calls, imported_calls FROM historical_sync_jobs WHERE id = :id"),
             {"id": seeded.job},

@@ -48,6 +48,30 @@ def test_beats_tick_dials_the_campaigns_leads(
     )
 
 
+def test_campaigns_take_turns_a_round_at_a_time(
+    session: Session, worker: Worker, fake_elevenlabs: FakeElevenLabs
+) -> None:
+    """Three businesses' campaigns with 60 leads due each, and a fourth's with 3, on a worker
+    of two processes: each run dials a round (25) and queues the next behind the others, so
+    the small campaign's calls go out within the first rounds, not after the big campaigns."""
+    big = [all_day(session) for _ in range(3)]
+    for campaign in big:
+        for _ in range(60):
+            enroll(session, campaign)
+    small = all_day(session)
+    small_leads = {enroll(session, small).phone for _ in range(3)}
+    fake_elevenlabs.inject("slow", times=200, seconds=0.02)
+    scheduler = Scheduler(app=celery_app, lazy=False)
+    scheduler.apply_entry(scheduler.schedule["campaign-orchestrator"])
+    wait_for(lambda: len(fake_elevenlabs.dials) == 183, timeout=60, what="every call")
+    worker.wait_idle()
+    order = [dial.to_number for dial in fake_elevenlabs.dials]
+    positions = [n for n, number in enumerate(order) if number in small_leads]
+    assert len(positions) == 3
+    # Without turns the small campaign waits for a big one's 60 calls beside another's 60.
+    assert max(positions) < 90, positions
+
+
 def test_a_worker_killed_between_reservation_and_dial_never_dials_twice(
     session: Session, worker: Worker, fake_elevenlabs: FakeElevenLabs
 ) -> None:

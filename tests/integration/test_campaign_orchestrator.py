@@ -425,3 +425,27 @@ def test_concurrent_runs_of_one_campaign_never_pass_its_daily_cap(
         reserved[result.campaign_id] += result.reserved
     assert [reserved[campaign.id] for campaign in campaigns] == caps
     assert len(fake_elevenlabs.dials) == sum(caps)
+
+
+def test_a_run_dials_a_round_and_says_when_more_may_be_due(
+    session: Session, fake_elevenlabs: FakeElevenLabs
+) -> None:
+    """A run reserves at most DIAL_ROUND (25) dials, so campaigns take turns on the workers."""
+    campaign = make_campaign(session, daily_call_cap=1000)
+    for _ in range(30):
+        enroll(session, campaign)
+    first = run(campaign)
+    assert (first.reserved, first.full_round) == (25, True)
+    second = run(campaign)
+    assert (second.reserved, second.full_round) == (5, False)
+    assert len(fake_elevenlabs.dials) == 30
+
+
+def test_a_full_round_that_uses_up_the_quota_asks_for_no_next_run(
+    session: Session, fake_elevenlabs: FakeElevenLabs
+) -> None:
+    campaign = make_campaign(session, daily_call_cap=25)
+    for _ in range(30):
+        enroll(session, campaign)
+    assert (run(campaign).reserved, run(campaign).full_round) == (25, False)
+    assert len(fake_elevenlabs.dials) == 25

@@ -1,11 +1,14 @@
 """Every claim follows its queue's partial indexes on a table of mostly finished rows, as in
 production: what it reads grows with the due rows, not with the table (EXPLAIN of each
-statement a claim sends, on 100,000 finished rows and 5,000 pending per table, analysed)."""
+statement a claim sends, on 100,000 finished rows and 5,000 pending per table, analysed, and a
+few pending of a second agency or table). With fair shares each agency's rows come through the
+index on (agency, order...) WHERE pending, the rest through the queue's own pending index; with
+FAIR_SHARES=false through that one alone."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.bubble import queries as bubble
+from app.config import get_settings
 from app.enrichment import queries as enrichment
 from app.webhooks import queries as webhooks
 from bench.queue_stats import fill
@@ -33,6 +37,12 @@ CLAIMS: dict[str, tuple[Callable[[Session], object], tuple[str, ...]]] = {
         ("idx_sync_queue_pending",),
     ),
 }
+# The index each fair claim finds its agencies (or tables) in and takes their shares from.
+SHARES = {
+    "webhook_queue": "idx_webhook_queue_agency_pending",
+    "enrichment_queue": "idx_enrichment_queue_agency_pending",
+    "sync_queue": "idx_sync_queue_table_pending",
+}
 
 
 BACKLOG = [  # 5,000 pending rows in each queue besides the finished ones of big_queues
@@ -47,6 +57,21 @@ BACKLOG = [  # 5,000 pending rows in each queue besides the finished ones of big
        INSERT INTO enrichment_queue (call_id, type) SELECT id, 'transcript' FROM backlog""",
     """INSERT INTO sync_queue (table_name, record_id, operation)
        SELECT 'backlog', n::text, 'INSERT' FROM generate_series(1, 5000) AS n""",
+    # A second agency (and table) with a few pending rows of its own.
+    "INSERT INTO agencies (name) VALUES ('small')",
+    """INSERT INTO webhook_queue (agency_id, event_type, payload)
+       SELECT (SELECT id FROM agencies WHERE name = 'small'), 'call.started',
+              jsonb_build_object('n', n)
+       FROM generate_series(1, 5) AS n""",
+    """WITH small AS (
+           INSERT INTO calls (agency_id, ultravox_call_id, raw)
+           SELECT (SELECT id FROM agencies WHERE name = 'small'), uuid_generate_v4(), '{}'
+           FROM generate_series(1, 5)
+           RETURNING id, agency_id)
+       INSERT INTO enrichment_queue (call_id, agency_id, type)
+       SELECT id, agency_id, 'transcript' FROM small""",
+    """INSERT INTO sync_queue (table_name, record_id, operation)
+       SELECT 'signup', n::text, 'INSERT' FROM generate_series(1, 5) AS n""",
     "ANALYZE webhook_queue, enrichment_queue, sync_queue",
 ]
 
@@ -72,8 +97,17 @@ def plans(session: Session, sent: list[tuple[str, Any]]) -> str:
     )
 
 
+@pytest.fixture(params=[True, False], ids=["fair shares", "FIFO"])
+def fair_shares(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
+    monkeypatch.setenv("FAIR_SHARES", str(request.param).lower())
+    get_settings.cache_clear()
+    yield request.param
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
 def test_each_claim_reads_its_partial_indexes_not_the_table(
-    backlog: None, session: Session, statements: list[tuple[str, Any]]
+    backlog: None, session: Session, statements: list[tuple[str, Any]], fair_shares: bool
 ) -> None:
     for table, (claim, indexes) in CLAIMS.items():
         statements.clear()
@@ -82,6 +116,9 @@ def test_each_claim_reads_its_partial_indexes_not_the_table(
         session.rollback()
         for index in indexes:
             assert index in plan, plan
+        # Fair: the first agency, each next one, and each one's share, all from that index;
+        # never an agency's share by filtering the queue's own index on it.
+        assert plan.count(f"using {SHARES[table]} on") == (3 if fair_shares else 0), plan
         assert not re.search(rf"Seq Scan on {table}\b", plan), plan
 
 

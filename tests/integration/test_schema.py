@@ -97,7 +97,8 @@ WORKER_ID: Column = ("worker_id", "text", None, True)
 ADDED_COLUMNS: dict[str, list[Column]] = {
     "historical_sync_jobs": [WORKER_ID, LOST_RUNS],
     "webhook_queue": [LOST_RUNS],
-    "enrichment_queue": [WORKER_ID, LOST_RUNS],
+    # and the call's agency, for the claims' fair shares
+    "enrichment_queue": [WORKER_ID, LOST_RUNS, ("agency_id", "uuid", None, False)],
 }
 
 # Constraint name -> (table, definition as pg_get_constraintdef prints it).

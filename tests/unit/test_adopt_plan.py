@@ -88,3 +88,18 @@ def test_an_enum_gains_the_values_callsync_needs_and_keeps_the_teams() -> None:
         "ALTER TYPE public.\"sync_job_status\" ADD VALUE IF NOT EXISTS 'cancelled'"
     ]
     assert result.kept == ["type sync_job_status: value 'paused' of the team's"]
+
+
+def test_enrichment_items_get_their_calls_agency_when_the_column_is_added() -> None:
+    theirs = Schema(tables={"enrichment_queue": Table({"id": UUID})})
+    ours = Schema(tables={"enrichment_queue": Table({"id": UUID, "agency_id": UUID})})
+    facts = Facts(
+        populated=frozenset({"enrichment_queue"}),
+        adopted_at="2026-12-01T00:00:00+00:00",
+        row_security=True,
+    )
+    assert [s.sql for s in plan(theirs, ours, facts).steps] == [
+        'ALTER TABLE public."enrichment_queue" ADD COLUMN "agency_id" uuid',
+        "UPDATE public.enrichment_queue AS q SET agency_id = c.agency_id "
+        "FROM public.calls AS c WHERE c.id = q.call_id",
+    ]
