@@ -1,16 +1,19 @@
 """process-enrichment-queue's work: fetch transcripts and analyse them, a batch at a time.
 
 The work waits on the network, so a batch runs up to ENRICHMENT_CONCURRENCY items at once on
-threads; nothing is open in the database meanwhile. The results are then stored in one
-transaction; an item that failed is retried later with backoff (attempts + 1, next_retry_at),
-and is dead after max_attempts until replayed.
+threads; nothing is open in the database meanwhile. Results are stored as they finish, in
+groups of up to STORE_EVERY_ITEMS or STORE_EVERY_SECONDS after a group's first result, one
+transaction per group: an item that waits for budget, for a retry or for its timeout holds
+back no other item's result. An item that failed is retried later with backoff (attempts + 1,
+next_retry_at), and is dead after max_attempts until replayed.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,7 +25,7 @@ from sqlalchemy import Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from app import agencies, db, drains, http, pauses, queue
+from app import agencies, db, drains, http, pauses, queue, streaming
 from app.config import Settings, get_settings
 from app.drains import Drained
 from app.enrichment import queries
@@ -35,6 +38,9 @@ from app.ultravox_api.client import UltravoxClient, budget
 log = logging.getLogger(__name__)
 
 MESSAGES = TypeAdapter(list[Message])
+# A group of finished items is stored when it has this many, or this long after its first.
+STORE_EVERY_ITEMS = 50
+STORE_EVERY_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -52,11 +58,17 @@ class Held:
     reason: str
 
 
-def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drained:
-    """Claim up to `batch_size` due items, run them, store what they found.
+def drain_batch(
+    *,
+    batch_size: int,
+    on_full_batch: Callable[[], object],
+    on_transcripts: Callable[[], object] = lambda: None,
+) -> Drained:
+    """Claim up to `batch_size` due items, run them, store what they found as they finish.
 
     A full batch suggests more are waiting: `on_full_batch` runs before the work, so that
-    another worker can start on the next batch meanwhile.
+    another worker can start on the next batch meanwhile. `on_transcripts` runs after each
+    group that stored transcripts (their analyses are queued), while the batch goes on.
     """
     settings = get_settings()
     with db.session_scope() as session:
@@ -64,38 +76,54 @@ def drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> Drai
             session, limit=batch_size, lease=timedelta(seconds=settings.lease_seconds)
         )
         if not lease.ids:
-            return _drained(0, [], 0)
+            return Drained(0, _kinds(Counter()), 0)
         work = queries.get_work(session, lease.ids)
         needs_key = {item.agency_id for item in work if item.type == EnrichmentType.transcript}
         api_keys = queries.get_api_keys(session, needs_key) if needs_key else {}
     if len(lease.ids) == batch_size:
         on_full_batch()
-    results = run(work, api_keys)
-    _hold(lease, [r for r in results if isinstance(r, Held)])
-    done = [r for r in results if isinstance(r, Enriched)]
-    failed = _store(lease, done, [r for r in results if isinstance(r, Failed)], settings)
-    failed_ids = {f.item_id for f in failed}
-    stored = [r.type for r in done if r.item_id not in failed_ids]
-    return _drained(len(lease.ids), stored, len(failed))
+    stored: Counter[EnrichmentType] = Counter()
+    failed = 0
+    for group in run(work, api_keys):
+        kinds, failures = _settle(lease, group, settings)
+        stored += kinds
+        failed += failures
+        if kinds[EnrichmentType.transcript]:
+            on_transcripts()
+    return Drained(len(lease.ids), _kinds(stored), failed)
 
 
-def _drained(claimed: int, stored: list[EnrichmentType], failed: int) -> Drained:
-    kinds = {
-        "transcripts": stored.count(EnrichmentType.transcript),
-        "analyses": stored.count(EnrichmentType.analysis),
+def _kinds(stored: Counter[EnrichmentType]) -> dict[str, int]:
+    return {
+        "transcripts": stored[EnrichmentType.transcript],
+        "analyses": stored[EnrichmentType.analysis],
     }
-    return Drained(claimed, kinds, failed)
 
 
-def run(work: Sequence[Row[Any]], api_keys: dict[uuid.UUID, str]) -> list[Enriched | Failed | Held]:
-    """Each item's result, up to ENRICHMENT_CONCURRENCY at a time."""
+def run(
+    work: Sequence[Row[Any]], api_keys: dict[uuid.UUID, str]
+) -> Iterator[list[Enriched | Failed | Held]]:
+    """Each item's result, up to ENRICHMENT_CONCURRENCY at a time, in groups as they finish."""
     clients = {agency_id: _client(agency_id, key) for agency_id, key in api_keys.items()}
     analyzer = _analyzer()
 
     def enrich(item: Row[Any]) -> Enriched | Failed | Held:
         return _enrich(item, clients.get(item.agency_id), analyzer)
 
-    return list(_pool().map(enrich, work))
+    return streaming.in_groups(
+        _pool(), enrich, work, size=STORE_EVERY_ITEMS, seconds=STORE_EVERY_SECONDS
+    )
+
+
+def _settle(
+    lease: queue.Lease, group: list[Enriched | Failed | Held], settings: Settings
+) -> tuple[Counter[EnrichmentType], int]:
+    """Store one group of results: what it stored, by kind, and how many failed."""
+    _hold(lease, [r for r in group if isinstance(r, Held)])
+    done = [r for r in group if isinstance(r, Enriched)]
+    failed = _store(lease, done, [r for r in group if isinstance(r, Failed)], settings)
+    failed_ids = {f.item_id for f in failed}
+    return Counter(r.type for r in done if r.item_id not in failed_ids), len(failed)
 
 
 # Threads, clients and their kept-alive connections last as long as the worker process, so
