@@ -1,9 +1,11 @@
-"""A slow item does not hold its batch back: the others are stored as they finish; against
-the fake Ultravox over HTTP."""
+"""A slow or hanging item does not hold its batch back: the others are stored as they finish,
+and an answer that never comes (or never ends) fails its item within about the timeout, as
+one attempt; against the fake Ultravox over HTTP."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -16,7 +18,7 @@ from app.config import get_settings
 from app.drains import Drained
 from app.enrichment import service
 from app.fakes.ultravox import FakeUltravox
-from app.models import EnrichmentItem, ProcessingStatus
+from app.models import EnrichmentItem, EnrichmentType, ProcessingStatus
 from app.ultravox import queries as ultravox_queries
 from tests.helpers import make_agency, wait_for
 
@@ -73,3 +75,48 @@ def test_a_slow_item_does_not_hold_back_the_others(
         result = drain.result(timeout=10)
     assert result == Drained(claimed=5, done={"transcripts": 5, "analyses": 0}, failed=0)
     assert time.monotonic() - started >= 3
+
+
+@pytest.mark.usefixtures("short_timeout")
+@pytest.mark.parametrize(
+    ("fault", "params"),
+    [
+        ("slow", {"seconds": 3600}),  # no answer at all
+        ("trickle", {"seconds": 3600}),  # an answer that dribbles in, a byte at a time
+    ],
+)
+def test_an_answer_that_never_comes_fails_its_item_within_the_timeout(
+    session: Session, fake_ultravox: FakeUltravox, fault: str, params: dict[str, Any]
+) -> None:
+    store_ended(session, fake_ultravox, 5)
+    fake_ultravox.inject(fault, endpoint="messages", **params)
+    started = time.monotonic()
+    with ThreadPoolExecutor(1) as pool:
+        drain = pool.submit(service.drain_batch, batch_size=200, on_full_batch=lambda: None)
+        wait_for(lambda: len(completed(session)) == 4, timeout=TIMEOUT, what="the others")
+        result = drain.result(timeout=10)
+    took = time.monotonic() - started
+    assert result == Drained(claimed=5, done={"transcripts": 4, "analyses": 0}, failed=1)
+    assert TIMEOUT <= took < TIMEOUT + 1.5  # one try, cut at the timeout
+    session.expire_all()
+    [item] = session.scalars(
+        select(EnrichmentItem).where(EnrichmentItem.status == ProcessingStatus.failed)
+    )
+    assert item.attempts == 1  # retried later by the queue's backoff, dead after max_attempts
+    assert item.type == EnrichmentType.transcript
+    assert item.error_message
+    assert f"no answer within {TIMEOUT:g}s" in item.error_message
+    tries = [p for _, p, _ in fake_ultravox.requests_seen if p.endswith("/messages")]
+    assert len(tries) == 5  # the stuck one was not tried again inside the request
+
+
+def test_an_answer_that_trickles_in_within_the_timeout_is_read(fake_ultravox: FakeUltravox) -> None:
+    """The deadline is the whole request's: a slow body that ends in time is a good answer."""
+    from app.ultravox_api.client import UltravoxClient
+    from tests.conftest import ULTRAVOX_API_KEY
+
+    call = next(c for c in fake_ultravox.calls if c["ended"] and c["joined"])
+    fake_ultravox.inject("trickle", endpoint="messages", seconds=0.5)
+    client = UltravoxClient(get_settings().ultravox_api_base_url, ULTRAVOX_API_KEY, timeout=5)
+    messages = client.list_messages(uuid.UUID(call["callId"]))
+    assert [m.text for m in messages] == [m["text"] for m in fake_ultravox.messages(call)]

@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.routing import Route
 
-from app.fakes.ultravox.faults import fault_response, malformed, throttled
+from app.fakes.ultravox.faults import fault_response, malformed, throttled, trickle
 from app.fakes.ultravox.pages import Rejected, calls_page, find_call, offset_page, page_size
 
 if TYPE_CHECKING:
@@ -84,6 +84,8 @@ async def _answer(
     if fault is not None and fault.kind == "slow":
         await asyncio.sleep(float(fault.params["seconds"]))
     body = page()
+    if fault is not None and fault.kind == "trickle":
+        return trickle(body, float(fault.params["seconds"]))
     if fault is not None and fault.kind == "malformed":
         return malformed(body, fault.params["variant"], int(fault.params.get("at", 0)))
     return JSONResponse(body)
