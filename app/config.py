@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     elevenlabs_concurrency: int = Field(
         default=10, ge=1, description="ElevenLabs requests in flight at once, all workers together"
     )
+    elevenlabs_slot_wait_seconds: float = Field(
+        default=120,
+        ge=0,
+        description="how long a call to place waits for ElevenLabs' concurrency to free "
+        "(a quarter of DIAL_LEASE_SECONDS at most)",
+    )
     salesforce_client_id: str | None = None
     salesforce_client_secret: SecretStr | None = None
     salesforce_login_url: str = "https://login.salesforce.com"  # or test.salesforce.com
