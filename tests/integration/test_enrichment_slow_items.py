@@ -77,6 +77,27 @@ def test_a_slow_item_does_not_hold_back_the_others(
     assert time.monotonic() - started >= 3
 
 
+def test_a_drain_claims_more_while_a_slow_item_holds_its_batch(
+    session: Session, fake_ultravox: FakeUltravox
+) -> None:
+    """The process is not idle behind its slow item either: a full batch tops itself up, with
+    the analyses its transcripts queued too."""
+    store_ended(session, fake_ultravox, 12)
+    fake_ultravox.inject("slow", endpoint="messages", seconds=4)
+
+    def transcripts() -> int:
+        return sum(item.type == EnrichmentType.transcript for item in completed(session))
+
+    with ThreadPoolExecutor(1) as pool:
+        drain = pool.submit(service.drain_batch, batch_size=4, on_full_batch=lambda: None)
+        wait_for(lambda: transcripts() == 11, timeout=3.5, what="the 11 other transcripts")
+        assert not drain.done()
+        result = drain.result(timeout=10)
+    assert result.done["transcripts"] == 12
+    assert result.done["analyses"] >= 11  # claimed by the same drain as they came due
+    assert result.claimed == 12 + result.done["analyses"]
+
+
 @pytest.mark.usefixtures("short_timeout")
 @pytest.mark.parametrize(
     ("fault", "params"),
