@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -71,7 +70,7 @@ def trickle(body: dict[str, Any], seconds: float) -> Response:
     on the whole answer ends it early."""
 
     async def dribble() -> AsyncIterator[bytes]:
-        for _ in range(math.floor(seconds / TRICKLE_INTERVAL)):
+        for _ in range(round(seconds / TRICKLE_INTERVAL)):
             yield b" "
             await asyncio.sleep(TRICKLE_INTERVAL)
         yield json.dumps(body).encode()
