@@ -148,6 +148,7 @@ class FakeElevenLabs:
             self._ids = itertools.count(1)
             self.available = True
             self.throttled.clear()
+        self.concurrency.peak = 0
 
     def _take_fault(self) -> tuple[str, dict[str, Any]] | None:
         fault = self._faults.take()
