@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
@@ -141,3 +141,24 @@ def test_an_answer_that_trickles_in_within_the_timeout_is_read(fake_ultravox: Fa
     client = UltravoxClient(get_settings().ultravox_api_base_url, ULTRAVOX_API_KEY, timeout=5)
     messages = client.list_messages(uuid.UUID(call["callId"]))
     assert [m.text for m in messages] == [m["text"] for m in fake_ultravox.messages(call)]
+
+
+@pytest.mark.usefixtures("short_timeout")
+def test_an_item_whose_answer_never_comes_is_dead_after_its_attempts(
+    session: Session, fake_ultravox: FakeUltravox
+) -> None:
+    """One timeout per attempt: at the defaults (30 s, retries after 30 s and 60 s plus jitter),
+    dead 3 to 5 minutes after the first try, where it took about 10 minutes before."""
+    store_ended(session, fake_ultravox, 1)
+    fake_ultravox.inject("slow", times=3, endpoint="messages", seconds=3600)
+    for attempt in (1, 2, 3):
+        assert service.drain_batch(batch_size=200, on_full_batch=lambda: None).failed == 1
+        session.expire_all()
+        [item] = session.scalars(select(EnrichmentItem))
+        assert (item.status, item.attempts) == (ProcessingStatus.failed, attempt)
+        if attempt < 3:
+            session.execute(update(EnrichmentItem).values(next_retry_at=func.now()))  # time passes
+            session.commit()
+    assert item.next_retry_at is None  # dead: the queue will not try it again
+    assert service.drain_batch(batch_size=200, on_full_batch=lambda: None).claimed == 0
+    assert len([p for _, p, _ in fake_ultravox.requests_seen if p.endswith("/messages")]) == 3
