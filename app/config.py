@@ -164,6 +164,12 @@ class Settings(BaseSettings):
     enrichment_concurrency: int = Field(
         default=100, ge=1, le=1000, description="provider requests in flight per drain"
     )
+    enrichment_top_up_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="how long a drain of a full batch claims more as only its stragglers are "
+        "left (0: never)",
+    )
     analyzer: Literal["rules", "openai"] = "rules"
     llm_base_url: str = "https://api.openai.com/v1"
     llm_model: str = "gpt-4o-mini"

@@ -4,10 +4,11 @@ The work waits on the network, so a batch runs up to ENRICHMENT_CONCURRENCY item
 threads; nothing is open in the database meanwhile. Results are stored as they finish, in
 groups of up to STORE_EVERY_ITEMS or STORE_EVERY_SECONDS after a group's first result, one
 transaction per group: an item that waits for budget, for a retry or for its timeout holds
-back no other item's result. Nor does it hold back the process: while half of a full batch
-is still out, the drain claims more, for up to TOP_UP_SECONDS (each claim its own lease). An
-item that failed is retried later with backoff (attempts + 1, next_retry_at), and is dead
-after max_attempts until replayed.
+back no other item's result. Nor does it hold back the process: once only a tenth of a full
+batch is still out, the drain claims more (each claim its own lease), for up to
+ENRICHMENT_TOP_UP_SECONDS and not once the worker is shutting down. An item that failed is
+retried later with backoff (attempts + 1, next_retry_at), and is dead after max_attempts
+until replayed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlalchemy import Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from app import agencies, db, drains, http, pauses, queue, streaming
+from app import agencies, db, drains, http, pauses, queue, shutdown, streaming
 from app.config import Settings, get_settings
 from app.drains import Drained
 from app.enrichment import queries
@@ -44,9 +45,10 @@ MESSAGES = TypeAdapter(list[Message])
 # A group of finished items is stored when it has this many, or this long after its first.
 STORE_EVERY_ITEMS = 50
 STORE_EVERY_SECONDS = 0.2
-# How long a drain whose first claim was full goes on claiming more as its items finish; then
-# it ends once what it holds is done (at most a request's timeout later).
-TOP_UP_SECONDS = 30.0
+# A drain whose first claim was full claims more once only this share of a batch is left (its
+# stragglers), for up to ENRICHMENT_TOP_UP_SECONDS; then it ends once what it holds is done
+# (at most a request's timeout later). Sooner only adds threads waiting for the same budget.
+TOP_UP_WHEN_LEFT = 0.1
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,9 @@ def drain_batch(
 
     A full batch suggests more are waiting: `on_full_batch` runs before the work, so that
     another worker can start on the next batch meanwhile, and this drain claims more whenever
-    half of what it holds is done, for up to TOP_UP_SECONDS. `on_transcripts` runs after each
-    group that stored transcripts (their analyses are queued), while the drain goes on.
+    only a tenth of a batch is left, for up to ENRICHMENT_TOP_UP_SECONDS (not once the worker
+    is stopping). `on_transcripts` runs after each group that stored transcripts (their
+    analyses are queued), while the drain goes on.
     """
     settings = get_settings()
     jobs = _claim(batch_size, settings)
@@ -111,7 +114,7 @@ def drain_batch(
     full = len(jobs) == batch_size
     if full:
         on_full_batch()
-    top_up_until = time.monotonic() + TOP_UP_SECONDS if full else 0.0
+    top_up_until = time.monotonic() + settings.enrichment_top_up_seconds if full else 0.0
     with streaming.Stream(_pool(), _run) as stream:
         stream.submit(jobs)
         while stream.in_flight:
@@ -119,7 +122,10 @@ def drain_batch(
             if _settle(group, tally, settings):
                 on_transcripts()
             room = batch_size - stream.in_flight
-            if stream.in_flight <= batch_size // 2 and time.monotonic() < top_up_until:
+            if shutdown.stopping():
+                top_up_until = 0.0  # a warm shutdown: finish what is held, take no more
+            stragglers = stream.in_flight <= max(1, batch_size * TOP_UP_WHEN_LEFT)
+            if room and stragglers and time.monotonic() < top_up_until:
                 more = _claim(room, settings)
                 tally.claimed += len(more)
                 stream.submit(more)
