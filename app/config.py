@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     elevenlabs_concurrency: int = Field(
         default=10, ge=1, description="ElevenLabs requests in flight at once, all workers together"
     )
+    elevenlabs_slot_wait_seconds: float = Field(
+        default=120,
+        ge=0,
+        description="how long a call to place waits for ElevenLabs' concurrency to free "
+        "(a quarter of DIAL_LEASE_SECONDS at most)",
+    )
     salesforce_client_id: str | None = None
     salesforce_client_secret: SecretStr | None = None
     salesforce_login_url: str = "https://login.salesforce.com"  # or test.salesforce.com
@@ -172,6 +178,12 @@ class Settings(BaseSettings):
     enrichment_batch_size: int = Field(default=200, ge=1, le=5000)
     enrichment_concurrency: int = Field(
         default=100, ge=1, le=1000, description="provider requests in flight per drain"
+    )
+    enrichment_top_up_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="how long a drain of a full batch claims more as only its stragglers are "
+        "left (0: never)",
     )
     analyzer: Literal["rules", "openai"] = "rules"
     llm_base_url: str = "https://api.openai.com/v1"

@@ -113,13 +113,13 @@ class Drain:
         count_due: CountDue,
         drain_batch: DrainBatch,
         *,
-        then: Callable[[Drained], object],
+        then: Callable[[Drained], object] | None = None,
     ) -> DrainTasks:
         """Register the queue's task pair: beat's tick (`periodic.<beat_name>`) and the drain.
 
         The drain takes one batch of up to `batch_size` rows; a full batch sends the next
-        drain before its work, so every worker process helps while work remains. `then` gets
-        what the batch did, for the follow-ups (another queue to wake).
+        drain before its work, so every worker process helps while work remains. `then`, if
+        given, gets what the batch did, for the follow-ups (another queue to wake).
         """
 
         @periodic_task(beat_name)
@@ -140,7 +140,8 @@ class Drain:
             self.forget()
             size = self.batch_size(get_settings())
             drained = drain_batch(batch_size=size, on_full_batch=self.send)
-            then(drained)
+            if then is not None:
+                then(drained)
             return drained.result()
 
         return tick, drain

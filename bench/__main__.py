@@ -15,6 +15,7 @@ from bench import (
     limits,
     queue_stats,
     salesforce,
+    slow_items,
     webhooks,
 )
 
@@ -22,6 +23,7 @@ BENCHMARKS = [
     "historical-sync",
     "webhooks",
     "enrichment",
+    "enrichment-slow-items",
     "campaigns",
     "salesforce",
     "queue-stats",
@@ -46,6 +48,9 @@ def main() -> None:
     parser.add_argument("--drain-events", type=int, default=50_000, help="webhook events to drain")
     parser.add_argument("--ingest-seconds", type=int, default=10, help="length of the wrk run")
     parser.add_argument("--transcripts", type=int, default=10_000, help="transcripts to fetch")
+    parser.add_argument(
+        "--slow-transcripts", type=int, default=3_000, help="transcripts per slow-items case"
+    )
     parser.add_argument("--records", type=int, default=50_000, help="Salesforce records to sync")
     parser.add_argument(
         "--limit-calls", type=int, default=8_000, help="calls per agency at Ultravox's limits"
@@ -66,6 +71,12 @@ def main() -> None:
             environment.print_table(
                 "enrichment: transcripts from a fake Ultravox answering after 100 ms, 200/s per key",
                 rows,
+            )
+        if "enrichment-slow-items" in chosen:
+            environment.print_table(
+                "enrichment with about one slow, hanging or throttled answer per batch of 200 "
+                "(fake Ultravox: 100 ms, 200/s per key; ULTRAVOX_TIMEOUT_SECONDS=5)",
+                slow_items.run(env, transcripts=args.slow_transcripts),
             )
         if "campaigns" in chosen:
             environment.print_table(

@@ -313,8 +313,10 @@ def record_placed(
     _update_lead(session, dial, CampaignLeadStatus.contacted, conversation_id=conversation_id)
 
 
-# A reserved attempt given back undialled (ElevenLabs refused our key): the dial is forgotten and
-# the lead's attempt not counted.
+# A reserved attempt given back undialled (ElevenLabs refused our key, or had no room for the
+# call): the dial is forgotten and the lead's attempt not counted; its last attempt is the one
+# before (the subquery still sees the deleted dial, hence the id), so the retry interval runs
+# from a call that was made.
 RELEASE_DIAL = text("""
     WITH released AS (
         DELETE FROM campaign_dials WHERE id = :dial_id AND status = 'reserved'
@@ -323,7 +325,9 @@ RELEASE_DIAL = text("""
     UPDATE campaign_leads AS cl
     SET attempts = cl.attempts - 1, last_error = :error, updated_at = now(),
         status = CAST(CASE WHEN cl.attempts = 1 THEN 'pending' ELSE 'failed' END
-                      AS campaign_lead_status)
+                      AS campaign_lead_status),
+        last_attempt_at = (SELECT max(d.reserved_at) FROM campaign_dials AS d
+                           WHERE d.campaign_lead_id = cl.id AND d.id <> :dial_id)
     FROM released
     WHERE cl.id = released.campaign_lead_id AND cl.attempts = released.attempt
       AND cl.status = 'dialing'

@@ -20,7 +20,12 @@ from sqlalchemy.orm import Session
 
 from app import db, http, pauses
 from app.campaigns import queries
-from app.campaigns.client import ElevenLabsClient, default_client
+from app.campaigns.client import (
+    ElevenLabsBusy,
+    ElevenLabsClient,
+    ElevenLabsConcurrency,
+    default_client,
+)
 from app.campaigns.queries import CampaignView, Dial
 from app.campaigns.schemas import OutboundCall
 from app.config import get_settings
@@ -29,6 +34,7 @@ log = logging.getLogger("campaigns")
 
 NO_API_KEY = "ELEVENLABS_API_KEY is not configured"
 WORKER_STOPPED = "the worker stopped between reserving and recording this attempt"
+NOT_PLACED = "not placed, ElevenLabs had no room (the attempt is given back)"
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,8 @@ def _place(client: ElevenLabsClient, campaign: CampaignView, dial: Dial) -> bool
             to_number=dial.phone,
             dynamic_variables=_dynamic_variables(dial),
         )
+    except (ElevenLabsConcurrency, ElevenLabsBusy) as error:
+        return _not_placed(dial, str(error))
     except http.ProviderError as error:
         if error.status == 401:
             return _given_back(dial, str(error))
@@ -211,6 +219,15 @@ def _given_back(dial: Dial, error: str) -> bool:
     with db.session_scope() as session:
         queries.release_dial(session, dial, f"{pauses.NEEDS_CREDENTIALS}: {error}")
         pauses.pause(session, pauses.ELEVENLABS, error, credential=credential)
+    return False
+
+
+def _not_placed(dial: Dial, error: str) -> bool:
+    """ElevenLabs had no room for the call (429) after the client's waits: no call was placed,
+    so the attempt is given back uncounted and the lead is dialled by a later run."""
+    with db.session_scope() as session:
+        queries.release_dial(session, dial, f"{NOT_PLACED}: {error}")
+    log.warning("[dial] not placed lead=%s attempt=%d: %s", dial.lead_id, dial.attempt, error)
     return False
 
 

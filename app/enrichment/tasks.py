@@ -9,19 +9,25 @@ the drains.ENRICHMENT request key (app.drains); beat's tick catches retries that
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app import drains
-from app.config import get_settings
 from app.enrichment import queries, service
 
 
-def _drain_again(drained: drains.Drained) -> None:
-    """The transcripts a batch stored queued their analyses; a full batch sent a drain."""
-    batch_size = drains.ENRICHMENT.batch_size(get_settings())
-    if drained.done["transcripts"] and drained.claimed < batch_size:
-        drains.ENRICHMENT.request()
+def _wake_analyses() -> None:
+    """Transcripts just stored queued their analyses: a drain for them, while the batch that
+    stored them goes on (coalesced, so a batch's many groups ask for one drain)."""
+    drains.ENRICHMENT.request()
+
+
+def _drain_batch(*, batch_size: int, on_full_batch: Callable[[], object]) -> drains.Drained:
+    return service.drain_batch(
+        batch_size=batch_size, on_full_batch=on_full_batch, on_transcripts=_wake_analyses
+    )
 
 
 # enrichment.drain_enrichment_queue fetches transcripts and analyses calls: one batch of items.
 process_enrichment_queue, drain_enrichment_queue = drains.ENRICHMENT.tasks(
-    "process-enrichment-queue", queries.count_due, service.drain_batch, then=_drain_again
+    "process-enrichment-queue", queries.count_due, _drain_batch
 )

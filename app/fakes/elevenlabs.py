@@ -7,9 +7,11 @@ initiated → in-progress → processing → done, its transcript growing as it 
 has the termination reason once it ended, and the analysis (success, summary, data collection,
 evaluation criteria; `set_analysis`) comes with done.
 Faults for the next outbound calls, in FIFO order: "success_false", "422", "429" (detail
-status too_many_concurrent_requests), "500" and "slow" (`seconds` before a normal answer).
-At most `concurrency` requests are served at once (None: no limit); one more is answered 429
-too_many_concurrent_requests, as the real API answers a plan's concurrency exceeded.
+status too_many_concurrent_requests), "system_busy" (429 with detail status system_busy, the
+platform overloaded), "500" and "slow" (`seconds` before a normal answer); a 429 fault sends
+Retry-After when given `retry_after`. At most `concurrency` requests are served at once (None:
+no limit); one more is answered 429 too_many_concurrent_requests, as the real API answers a
+plan's concurrency exceeded. `throttled` counts the 429s by their detail status.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import hmac
 import itertools
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +34,7 @@ from starlette.middleware.base import RequestResponseEndpoint
 from app.fakes import limits, server
 from app.fakes.faults import Fault, FaultQueue, kinds
 
-FAULT_KINDS = ("success_false", "422", "429", "500", "slow")
+FAULT_KINDS = ("success_false", "422", "429", "system_busy", "500", "slow")
 # api-facts §2: general API concurrency is 10 requests at once on the Pro plan (2 on Free, 15
 # on Scale); the Conversational AI's own numbers are unconfirmed.
 CONCURRENCY_LIMIT = 10
@@ -94,6 +97,7 @@ class FakeElevenLabs:
         self._conversations: dict[str, _Conversation] = {}
         self._ids = itertools.count(1)
         self.available = True  # False: every request answers 503, as during an outage
+        self.throttled: Counter[str] = Counter()  # 429s answered, by their detail status
         self.app = _build_app(self)
 
     @contextmanager
@@ -112,6 +116,9 @@ class FakeElevenLabs:
 
     def inject(self, kind: str, times: int = 1, **params: Any) -> None:
         self._faults.add(Fault(kind, times, params))
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
 
     def set_script(self, conversation_id: str, script: tuple[tuple[str, str], ...]) -> None:
         """What the conversation's transcript will say."""
@@ -140,6 +147,8 @@ class FakeElevenLabs:
             self._conversations.clear()
             self._ids = itertools.count(1)
             self.available = True
+            self.throttled.clear()
+        self.concurrency.peak = 0
 
     def _take_fault(self) -> tuple[str, dict[str, Any]] | None:
         fault = self._faults.take()
@@ -250,6 +259,20 @@ def _error(status: int, code: str, message: str) -> Response:
     return JSONResponse({"detail": {"status": code, "message": message}}, status_code=status)
 
 
+def _throttled(fake: FakeElevenLabs, code: str, retry_after: Any = None) -> Response:
+    """A 429 as ElevenLabs answers it, counted by its detail status."""
+    with fake._lock:
+        fake.throttled[code] += 1
+    messages = {
+        "too_many_concurrent_requests": "Too many concurrent requests",
+        "system_busy": "The system is experiencing heavy traffic, please try again later",
+    }
+    response = _error(429, code, messages[code])
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 def _build_app(fake: FakeElevenLabs) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -261,7 +284,7 @@ def _build_app(fake: FakeElevenLabs) -> FastAPI:
         if not fake.available:
             return _error(503, "service_unavailable", "The service is temporarily unavailable")
         if not fake.concurrency.enter():
-            return _error(429, "too_many_concurrent_requests", "Too many concurrent requests")
+            return _throttled(fake, "too_many_concurrent_requests")
         try:
             return await call_next(request)
         finally:
@@ -286,9 +309,10 @@ def _build_app(fake: FakeElevenLabs) -> FastAPI:
                 {"loc": ["body", "to_number"], "msg": "Invalid phone number", "type": "value_error"}
             ]
             return JSONResponse({"detail": detail}, status_code=422)
-        if kind == "429":
+        if kind in ("429", "system_busy"):
             fake._record(body, None)
-            return _error(429, "too_many_concurrent_requests", "Too many concurrent requests")
+            code = "system_busy" if kind == "system_busy" else "too_many_concurrent_requests"
+            return _throttled(fake, code, params.get("retry_after"))
         if kind == "500":
             fake._record(body, None)
             return _error(500, "internal_error", "An internal error occurred")

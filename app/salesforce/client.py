@@ -6,7 +6,8 @@ Errors:
     SalesforceError                    not retried: a 4xx we cannot fix by waiting
     ├── SalesforceSessionExpired       401 INVALID_SESSION_ID: refresh the token once
     ├── SalesforceReauthRequired       invalid_grant: a person must authorise again
-    └── SalesforceRetryable            timeout, connection, 408/409, 5xx: retried 3 times
+    └── SalesforceRetryable            connection, 408/409, 5xx: retried 3 times; a timeout fails
+                                       the run at once (app.http)
         └── SalesforceRateLimited      403 REQUEST_LIMIT_EXCEEDED, 429, 503: back off, end partial
 """
 

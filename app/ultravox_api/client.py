@@ -1,4 +1,5 @@
-"""The Ultravox REST client (api-facts §1): X-API-Key auth, 30 s timeouts, transient retries."""
+"""The Ultravox REST client (api-facts §1): X-API-Key auth, 30 s timeouts for a whole request,
+transient retries (not of a timeout: that is the attempt's failure, app.http)."""
 
 from __future__ import annotations
 

@@ -256,7 +256,6 @@ def test_the_daily_cap_restarts_at_the_campaigns_midnight(
     [
         ("success_false", "ElevenLabs did not place the call: Failed to initiate the call"),
         ("422", "HTTP 422"),
-        ("429", "too_many_concurrent_requests"),
         ("500", "HTTP 500"),
     ],
 )

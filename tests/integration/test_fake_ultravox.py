@@ -318,6 +318,29 @@ def test_faults_and_the_request_log_are_controlled_over_http(
     assert bad.status_code == 400
 
 
+def test_random_faults_are_set_over_http(url: str, http: requests.Session) -> None:
+    spec = {"rate": 1.0, "faults": [{"kind": "503"}], "endpoint": "calls", "seed": 3}
+    assert requests.post(f"{url}/_fake/faults/random", json=spec, timeout=5).status_code == 204
+    assert http.get(f"{url}/api/calls", timeout=5).status_code == 503
+    assert requests.delete(f"{url}/_fake/faults", timeout=5).status_code == 204
+    assert http.get(f"{url}/api/calls", timeout=5).ok
+    bad = {"rate": 0.5, "faults": [{"kind": "teapot"}]}
+    assert requests.post(f"{url}/_fake/faults/random", json=bad, timeout=5).status_code == 400
+
+
+def test_a_trickled_answer_comes_a_space_at_a_time_then_whole(
+    url: str, http: requests.Session, fake: FakeUltravox
+) -> None:
+    fake.inject("trickle", seconds=0.3)
+    started = time.monotonic()
+    with http.get(f"{url}/api/calls", params={"pageSize": 5}, timeout=5, stream=True) as answer:
+        first = answer.raw.read1(100)
+        body = first + answer.raw.read()
+    assert first.isspace()  # headers and the first piece come at once
+    assert time.monotonic() - started >= 0.3
+    assert len(json.loads(body)["results"]) == 5
+
+
 def test_calls_can_be_added_and_reset_forgets_them(
     url: str, http: requests.Session, fake: FakeUltravox
 ) -> None:

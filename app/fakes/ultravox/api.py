@@ -11,7 +11,8 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.routing import Route
 
-from app.fakes.ultravox.faults import fault_response, malformed, throttled
+from app.fakes.faults import Fault
+from app.fakes.ultravox.faults import fault_response, malformed, throttled, trickle
 from app.fakes.ultravox.pages import Rejected, calls_page, find_call, offset_page, page_size
 
 if TYPE_CHECKING:
@@ -84,6 +85,8 @@ async def _answer(
     if fault is not None and fault.kind == "slow":
         await asyncio.sleep(float(fault.params["seconds"]))
     body = page()
+    if fault is not None and fault.kind == "trickle":
+        return trickle(body, float(fault.params["seconds"]))
     if fault is not None and fault.kind == "malformed":
         return malformed(body, fault.params["variant"], int(fault.params.get("at", 0)))
     return JSONResponse(body)
@@ -99,6 +102,21 @@ def _control_router(fake: FakeUltravox) -> APIRouter:
         except (TypeError, ValueError) as error:
             raise HTTPException(400, str(error)) from error
         return {"faults": [asdict(f) for f in fake.faults()]}
+
+    @router.post("/faults/random", status_code=204)
+    def add_random_faults(spec: dict[str, Any]) -> None:
+        """From now on, answer a share `rate` of `endpoint`'s requests with one of `faults`
+        (each `{"kind": ..., "params": {...}}`), chosen at random from `seed`."""
+        try:
+            faults = [Fault(f["kind"], params=dict(f.get("params", {}))) for f in spec["faults"]]
+            fake.inject_at_random(
+                float(spec["rate"]),
+                faults,
+                endpoint=spec.get("endpoint", "calls"),
+                seed=int(spec.get("seed", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise HTTPException(400, str(error)) from error
 
     @router.get("/faults")
     def list_faults() -> dict[str, Any]:

@@ -112,7 +112,8 @@ class FakeUltravox:
         those on `on_cursor` if given.
 
         Kinds: "429" (retry_after: int seconds, default 1); "5xx" or "500".."599" (status,
-        optional retry_after); "slow" (seconds, then a normal answer); "malformed" (variant,
+        optional retry_after); "slow" (seconds, then a normal answer); "trickle" (a space every
+        0.1 s for `seconds`, then the answer); "malformed" (variant,
         one of MALFORMED_VARIANTS; a BAD_RECORDS one spoils the record at index `at`).
         """
         return self._faults.add(Fault(kind, times, params, on_cursor, endpoint))

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.fakes.faults import Fault
 
-FAULT_KINDS = ("429", "5xx", "slow", "malformed")
+FAULT_KINDS = ("429", "5xx", "slow", "trickle", "malformed")
 # A bad record spoils one Call of a good page (the one at `at`, default 0); the others, the page.
 BAD_RECORDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "missing_call_id": lambda call: {k: v for k, v in call.items() if k != "callId"},
@@ -22,6 +24,7 @@ BAD_RECORDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "joined_not_timestamp": lambda call: {**call, "joined": "soon after"},
 }
 MALFORMED_VARIANTS = ("results_not_list", "not_json", *BAD_RECORDS)
+TRICKLE_INTERVAL = 0.1  # seconds between the pieces of a trickled answer
 
 
 def validated(fault: Fault) -> Fault:
@@ -32,8 +35,8 @@ def validated(fault: Fault) -> Fault:
         raise ValueError(f"unknown fault kind {fault.kind!r}; expected one of {FAULT_KINDS}")
     if fault.kind == "5xx" and not 500 <= int(fault.params.setdefault("status", 500)) <= 599:
         raise ValueError("a 5xx fault needs a status between 500 and 599")
-    if fault.kind == "slow" and float(fault.params.get("seconds", -1)) < 0:
-        raise ValueError("a slow fault needs seconds >= 0")
+    if fault.kind in ("slow", "trickle") and float(fault.params.get("seconds", -1)) < 0:
+        raise ValueError(f"a {fault.kind} fault needs seconds >= 0")
     if fault.kind == "malformed":
         variant = fault.params.setdefault("variant", MALFORMED_VARIANTS[0])
         if variant not in MALFORMED_VARIANTS:
@@ -59,6 +62,20 @@ def fault_response(fault: Fault) -> Response:
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     status = int(fault.params["status"])
     return JSONResponse({"detail": f"Injected HTTP {status}"}, status_code=status, headers=headers)
+
+
+def trickle(body: dict[str, Any], seconds: float) -> Response:
+    """The page after `seconds` of a space every TRICKLE_INTERVAL (JSON may start with
+    whitespace): its headers come at once and every read gets something, so only a deadline
+    on the whole answer ends it early."""
+
+    async def dribble() -> AsyncIterator[bytes]:
+        for _ in range(round(seconds / TRICKLE_INTERVAL)):
+            yield b" "
+            await asyncio.sleep(TRICKLE_INTERVAL)
+        yield json.dumps(body).encode()
+
+    return StreamingResponse(dribble(), media_type="application/json")
 
 
 def malformed(body: dict[str, Any], variant: str, at: int) -> Response:
