@@ -83,6 +83,11 @@ def _send_ticks(send: SendTick) -> None:
         send(entry, **kwargs)
 
 
+def mark_redis() -> None:
+    """At a worker's start: Redis holds what it holds now; only a later loss is noticed."""
+    get_redis().set(REDIS_MARK, 1, nx=True)
+
+
 def reap(settings: Settings, send: SendTick) -> list[str]:
     """Bury the workers whose rows were not renewed in time; returns their ids."""
     dead_after = timedelta(seconds=settings.worker_dead_after_seconds)

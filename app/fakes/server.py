@@ -99,11 +99,15 @@ def free_port() -> int:
 
 
 def bind(port: int = 0) -> socket.socket:
-    """A loopback socket bound to `port` (0 picks a free one), so the port is known up front."""
+    """A loopback socket bound to `port` (0 picks a free one) and listening, so the port is
+    known up front."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((HOST, port))
+        # Listening already: a client that comes as soon as the port is announced waits in the
+        # backlog for the server to start, rather than being refused.
+        sock.listen(2048)
     except OSError:
         sock.close()
         raise

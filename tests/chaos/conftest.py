@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 from celery.beat import Scheduler
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from app import db
 from app.celery import app as celery_app
 from app.fakes.ultravox import call_at, generate_calls
-from app.models import WebhookEvent
+from app.models import WebhookEvent, WorkerProcess
 from tests.helpers import ApiClient, Worker, make_agency, make_member, wait_for
 
 FULL = os.environ.get("CHAOS_FULL") == "1"
@@ -170,6 +170,11 @@ def chaos_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     yield start
     for worker in started:
         worker.kill()
+    # Gone with the test: no later test's workers find them dead and rescue (its ticks would
+    # be counted there).
+    with db.session_scope() as session:
+        nodes = [worker.name for worker in started]
+        session.execute(delete(WorkerProcess).where(WorkerProcess.node.in_(nodes)))
 
 
 def tick(entry: str) -> None:

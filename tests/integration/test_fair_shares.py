@@ -217,7 +217,7 @@ def test_a_sync_queue_backfill_of_one_table_does_not_hold_back_another_table(
     rows = session.execute(
         select(SyncQueueItem.table_name, SyncQueueItem.record_id)
         .where(SyncQueueItem.id.in_(lease.ids))
-        .order_by(SyncQueueItem.created_at)
+        .order_by(SyncQueueItem.created_at, SyncQueueItem.seq)
     ).all()
     assert [record for table, record in rows if table == "user"] == ["u1", "u2"]
     assert [record for table, record in rows if table == "listing"] == [str(n) for n in range(1, 9)]
