@@ -23,7 +23,8 @@ scan orders by (group, order...), which that index alone gives without a sort. A
 the bare agency column would offer the planner another plan for a share, cheap-looking when
 it takes every agency to hold as many rows as the others: read the agency's rows and sort
 them, which reads a big agency's whole backlog. So where such an index exists (the seed's
-idx_webhook_queue_agency), the queue shares by an expression of its own (app.webhooks).
+idx_webhook_queue_agency, idx_sync_queue_record led by table_name), the queue shares by an
+expression of its own (app.webhooks.queries, app.bubble.queries).
 """
 
 from __future__ import annotations

@@ -205,20 +205,24 @@ def _send_webhooks(url: str, agency: uuid.UUID) -> dict[uuid.UUID, float]:
 
 
 def _watch_calls(agency: uuid.UUID) -> tuple[dict[uuid.UUID, float], threading.Event]:
-    """A thread noting when each of the agency's call rows first appears (its own index)."""
+    """A thread noting when each of the agency's call rows first appears (its own index). It
+    counts them and reads their ids only when the count grows, so that it costs the machine
+    as little once B's rows are there (fair shares) as before (FIFO)."""
     from app import db
     from app.models import Call
 
     seen: dict[uuid.UUID, float] = {}
     stop = threading.Event()
     mine = select(Call.ultravox_call_id).where(Call.agency_id == agency)
+    count = select(func.count()).where(Call.agency_id == agency)
 
     def watch() -> None:
         with db.get_engine().connect() as connection:
             while not stop.is_set():
                 now = time.perf_counter()
-                for call_id in connection.scalars(mine):
-                    seen.setdefault(call_id, now)
+                if connection.scalar(count) != len(seen):
+                    for call_id in connection.scalars(mine):
+                        seen.setdefault(call_id, now)
                 connection.rollback()
                 time.sleep(0.005)
 
