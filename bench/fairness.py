@@ -5,8 +5,8 @@ claims' fair shares beside FIFO over every agency (FAIR_SHARES=false), in the sa
     (2 processes) drains them while B's webhooks come through `callsync api`, 20 a second for
     5 s. B's latency is the time from
     sending a POST until its call row is visible; the drain rate is every event (A's and B's)
-    over the time until none is pending. Three runs of each, alternated (fair, FIFO, FIFO,
-    fair, fair, FIFO), so that the machine's drift weighs on both alike.
+    over the time until none is pending. Four runs of each, alternated (fair, FIFO, FIFO,
+    fair, FIFO, fair, fair, FIFO), so that the machine's drift weighs on both alike.
 (b) Enrichment: A has 20,000 pending transcripts, against the fake Ultravox at its limits
     (200 requests/s per key, A and B each with its own key; 100 ms an answer); one worker
     (2 processes). B's calls end one a second for 10 s; each one's transcript item is timed
@@ -51,7 +51,8 @@ B_RATE, B_SECONDS = 20, 5  # B's webhooks: 100 in all
 B_CALLS = 10  # B's calls that end, one a second
 B_KEY = "uv-bench-key-b"
 WARM_UP, WINDOW = 3.0, 30.0
-ROUNDS = (True, False, False, True, True, False)  # fair shares or not, alternated
+# Fair shares or not, alternated so that each mode runs as often first as second.
+ROUNDS = (True, False, False, True, False, True, True, False)
 GOAL_WEBHOOK_P99_S = 1.0
 GOAL_TRANSCRIPT_START_S = 3.0
 GOAL_RATE_RATIO = 0.9
