@@ -105,3 +105,34 @@ def test_one_request_in_ten_failing_still_completes_all_the_work(
     assert count(Call, Call.transcript_fetched_at.is_not(None)) == ended
     assert int(scalar(select(func.count()).select_from(EnrichmentItem))) == 2 * ended
     assert all(found.values()), f"a failure without its reason in the log: {found}"
+
+
+@pytest.mark.timeout(300)
+def test_at_the_default_settings_a_transient_fault_is_retried_within_its_request(
+    session: Session,
+    api: ApiClient,
+    fake_ultravox: FakeUltravox,
+    chaos_worker: Callable[..., Worker],
+) -> None:
+    """No setting changed and no tick: 429s and 503s on one request in twenty are tried again
+    inside the request (HTTP_RETRY_ATTEMPTS), and the import and its enrichment complete
+    without a single queue attempt spent."""
+    fake_ultravox.add_calls(generate_calls(300, seed=43))
+    retried_within = [Fault("429", params={"retry_after": 0}), Fault("503")]
+    fake_ultravox.inject_at_random(0.05, retried_within, endpoint="calls", seed=3)
+    fake_ultravox.inject_at_random(0.05, retried_within, endpoint="messages", seed=4)
+    worker = chaos_worker("default,sync,enrichment")
+    start_sync(api, session)
+
+    def all_done() -> bool:
+        job_done = scalar(select(HistoricalSyncJob.status)) == SyncJobStatus.completed
+        open_items = count(EnrichmentItem, EnrichmentItem.status != ProcessingStatus.completed)
+        return job_done and open_items == 0 and count(Call, Call.analysis.is_(None)) == 0
+
+    wait_for(all_done, timeout=240, what="all the work, at the default settings")
+    fake_ultravox.clear_faults()
+    worker.wait_idle()
+    assert sum(fake_ultravox.injected.values()) > 0
+    assert count(EnrichmentItem, EnrichmentItem.attempts > 0) == 0
+    ended = sum(1 for call in fake_ultravox.calls if call["ended"] is not None)
+    assert count(Call, Call.analysis.is_not(None)) == ended
