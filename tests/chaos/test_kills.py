@@ -178,6 +178,27 @@ def sync_row(
     )
 
 
+def sync_scenario(
+    name: str,
+    work: str,
+    job_id: uuid.UUID,
+    fake: FakeUltravox,
+    worker: Worker,
+    scenario: Callable[[Scenario], None],
+    *,
+    start: float,
+    **row: float,
+) -> None:
+    """The fault is over: the sync finishes, and its row joins the table, which must be ok."""
+    fake.clear_faults()
+    sync_finished(job_id)
+    seconds = time.monotonic() - start
+    worker.wait_idle()
+    done = sync_row(name, f"{len(fake.calls):,}-call sync{work}", job_id, fake, seconds, **row)
+    scenario(done)
+    assert done.ok, done
+
+
 def sync_baseline(session: Session, api: ApiClient, worker: Worker) -> float:
     def fault_free() -> None:
         sync_finished(start_sync(api, session))
@@ -207,21 +228,18 @@ def test_repeated_kills_during_a_historical_sync_store_every_call_once(
     total = len(fake_ultravox.calls)
     progress = processed(job_id)
     held, recoveries = kill_as_it_goes(worker, progress, total, in_flight=progress)
-    sync_finished(job_id)
-    work = f"{total:,}-call sync, {KILLS} kill -9 and restarts (at {held} calls)"
-    seconds = time.monotonic() - start
-    worker.wait_idle()
-    row = sync_row(
+    work = f", {KILLS} kill -9 and restarts (at {held} calls)"
+    sync_scenario(
         "repeated_kills",
         work,
         job_id,
         fake_ultravox,
-        seconds,
+        worker,
+        scenario,
+        start=start,
         baseline=base,
         recovery=max(recoveries),
     )
-    scenario(row)
-    assert row.ok, row
 
 
 @pytest.mark.timeout(300)
@@ -239,15 +257,18 @@ def test_one_kill_of_the_whole_worker_restarted_at_once_resumes_the_sync_in_seco
     job_id = start_sync(api, session)
     progress = processed(job_id)
     _, [recovery] = kill_as_it_goes(worker, progress, CALLS, in_flight=progress, kills=1)
-    sync_finished(job_id)
-    seconds = time.monotonic() - start
-    worker.wait_idle()
-    work = f"{len(fake_ultravox.calls):,}-call sync, one kill -9, restarted at once"
-    row = sync_row(
-        "crash_recovery", work, job_id, fake_ultravox, seconds, baseline=base, recovery=recovery
+    work = ", one kill -9, restarted at once"
+    sync_scenario(
+        "crash_recovery",
+        work,
+        job_id,
+        fake_ultravox,
+        worker,
+        scenario,
+        start=start,
+        baseline=base,
+        recovery=recovery,
     )
-    scenario(row)
-    assert row.ok, row
 
 
 @pytest.mark.timeout(300)
@@ -273,14 +294,17 @@ def test_the_survivor_of_two_workers_takes_over_the_sync_of_the_one_killed(
     killed_at = time.monotonic()
     doomed.kill()  # and never started again: the machine is gone
     recovery = time_to_progress(progress, killed_at, total=len(fake_ultravox.calls))
-    fake_ultravox.clear_faults()
-    sync_finished(job_id)
-    seconds = time.monotonic() - start
-    survivor.wait_idle()
-    work = f"{len(fake_ultravox.calls):,}-call sync on two workers, one killed for good"
-    row = sync_row("worker_loss", work, job_id, fake_ultravox, seconds, recovery=recovery)
-    scenario(row)
-    assert row.ok, row
+    work = " on two workers, one killed for good"
+    sync_scenario(
+        "worker_loss",
+        work,
+        job_id,
+        fake_ultravox,
+        survivor,
+        scenario,
+        start=start,
+        recovery=recovery,
+    )
 
 
 @pytest.mark.timeout(300)
@@ -300,12 +324,9 @@ def test_a_warm_shutdown_mid_sync_leaves_nothing_waiting_for_the_next_worker(
     wait_for(lambda: progress() > 0, what="the sync to be under way")
     stopped_at = time.monotonic()
     old.stop()  # SIGTERM, as a deploy sends: it finishes its page and hands the job on
-    chaos_worker("default,sync")  # the new release
+    new = chaos_worker("default,sync")  # the new release
     recovery = time_to_progress(progress, stopped_at, total=len(fake_ultravox.calls))
-    fake_ultravox.clear_faults()
-    sync_finished(job_id)
-    seconds = time.monotonic() - start
-    work = f"{len(fake_ultravox.calls):,}-call sync, SIGTERM then a new worker (a deploy)"
-    row = sync_row("warm_shutdown", work, job_id, fake_ultravox, seconds, recovery=recovery)
-    scenario(row)
-    assert row.ok, row
+    work = ", SIGTERM then a new worker (a deploy)"
+    sync_scenario(
+        "warm_shutdown", work, job_id, fake_ultravox, new, scenario, start=start, recovery=recovery
+    )
