@@ -131,7 +131,7 @@ def _name_this_start(sender: str, **_: Any) -> None:
 @worker_ready.connect
 def _rescue_predecessors(**_: Any) -> None:
     """A worker started again: what its node's earlier processes held is claimed now."""
-    rescue.mark_redis()
+    rescue.mark_redis(send_tick)
     node = liveness.this_node()
     if node is not None:
         rescue.bury_predecessors(*node, send_tick)

@@ -83,9 +83,12 @@ def _send_ticks(send: SendTick) -> None:
         send(entry, **kwargs)
 
 
-def mark_redis() -> None:
-    """At a worker's start: Redis holds what it holds now; only a later loss is noticed."""
-    get_redis().set(REDIS_MARK, 1, nx=True)
+def mark_redis(send: SendTick) -> None:
+    """At a worker's start: a Redis without the mark lost its data (the worker may be starting
+    again after that), so what waits is claimed."""
+    redis = get_redis()
+    if redis.set(REDIS_MARK, 1, nx=True):
+        resume(redis, send)
 
 
 def reap(settings: Settings, send: SendTick) -> list[str]:
