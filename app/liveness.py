@@ -107,12 +107,17 @@ def stop_heartbeat() -> None:
 
 def note_applying(ids: Sequence[uuid.UUID]) -> None:
     """Record, committed, the webhook events this process is about to apply: their own
-    transaction leaves no trace of them if the worker dies while applying."""
+    transaction leaves no trace of them if the worker dies while applying.
+
+    The commit does not wait for its flush to disk (synchronous_commit off): it is visible to
+    the rescue at once, and only a crash of the database could lose it, which rolls back the
+    batch too. A flush per batch cost as much as a sixth of the drain."""
     me = holder()
     if me is None:
         return
     stmt = update(WorkerProcess).where(WorkerProcess.id == me).values(applying=list(ids))
     with db.get_engine().begin() as connection:
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
         connection.execute(stmt)
 
 

@@ -41,14 +41,16 @@ from typing import Any
 from sqlalchemy import (
     CTE,
     ColumnElement,
-    Select,
     and_,
+    any_,
     case,
     cast,
+    false,
     func,
     literal,
     or_,
     select,
+    true,
     union_all,
     update,
 )
@@ -210,7 +212,7 @@ def _claim(
         values[claims] = case((last_run, claims), else_=claims + 1)
     stmt = (
         update(queue.model)
-        .where(c.id.in_(picked))
+        .where(c.id == any_(picked))
         .values(values)
         .returning(c.id, c.status, c.processing_started_at)
     )
@@ -301,7 +303,7 @@ def _complete(
     picked = _due(queue, limit=limit, lease=lease, where=where, kinds=kinds, fair=fair)
     stmt = (
         update(queue.model)
-        .where(c.id.in_(picked))
+        .where(c.id == any_(picked))
         .values(status=ProcessingStatus.completed, processed_at=func.now(), error_message=None)
         .returning(c.id)
     )
@@ -325,11 +327,14 @@ def _due_kinds(
     retry = (c.status == status.failed) & (attempts < max_attempts) & retry_at
     pending = c.status == status.pending
     unlost = c.lost_runs == 0
-    suspect = (  # the terms of the idx_*_suspect index, then what makes one due
+    # The terms of the idx_*_suspect index, then whether the suspect is due: in a CASE, which
+    # the seed's idx_*_status cannot serve (it would read every pending row when the
+    # statistics lag behind a burst of them).
+    suspect = (
         (c.lost_runs > 0)
-        & c.status.in_([status.pending, status.failed])
+        & (c.status != status.completed)
         & (attempts < max_attempts)
-        & or_(pending, retry)
+        & case((pending, true()), (c.status == status.failed, retry_at), else_=false())
     )
     every = {
         Due.SUSPECT: (suspect, [c.created_at]),
@@ -375,11 +380,15 @@ def _due(
     where: ColumnElement[bool] | None,
     kinds: Sequence[Due] = EVERY_KIND,
     fair: bool = True,
-) -> Select[tuple[uuid.UUID]]:
-    """Ids of up to `limit` due rows, locked, kind by kind (_due_kinds). Each kind is its own
-    locked, limited scan, so each can follow its partial index instead of sorting the whole
-    table on every claim; pending rows of a queue with `shares_by` are taken in fair shares
-    (app.shares)."""
+) -> ColumnElement[Any]:
+    """An array of the ids of up to `limit` due rows, locked, kind by kind (_due_kinds).
+    Each kind is its own locked, limited scan, so each can follow its partial index instead of
+    sorting the whole table on every claim; pending rows of a queue with `shares_by` are
+    taken in fair shares (app.shares).
+
+    An array, not a subquery: `id = ANY(ARRAY(...))` is one initial plan and a primary key
+    lookup per id, where `id IN (...)` let the planner hash the ids against a scan of the
+    whole table when its statistics lagged behind a burst of new rows."""
     c = queue.columns
     branches = []
     group = queue.shares_by if fair and get_settings().fair_shares else None
@@ -408,7 +417,7 @@ def _due(
             )
         branches.append(select(locked.c.id, literal(rank).label("rank")))
     due = union_all(*branches).subquery()
-    return select(due.c.id).order_by(due.c.rank).limit(limit)
+    return func.array(select(due.c.id).order_by(due.c.rank).limit(limit).scalar_subquery())
 
 
 def _kinds_in_order(kinds: Sequence[Due]) -> list[Due]:
