@@ -111,7 +111,7 @@ def note_applying(ids: Sequence[uuid.UUID]) -> None:
 
     The commit does not wait for its flush to disk (synchronous_commit off): it is visible to
     the rescue at once, and only a crash of the database could lose it, which rolls back the
-    batch too. A flush per batch cost as much as a sixth of the drain."""
+    batch too; the batch's own commit then flushes both."""
     me = holder()
     if me is None:
         return
