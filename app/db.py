@@ -24,7 +24,13 @@ PING_AFTER_IDLE_SECONDS = 1.0
 @lru_cache
 def get_engine() -> Engine:
     # hide_parameters: statements carry ENCRYPTION_KEY, and errors must not print it.
-    engine = create_engine(get_settings().database_url, pool_size=10, hide_parameters=True)
+    return ping_when_idle(
+        create_engine(get_settings().database_url, pool_size=10, hide_parameters=True)
+    )
+
+
+def ping_when_idle(engine: Engine) -> Engine:
+    """`engine`'s checkouts ping a connection idle for PING_AFTER_IDLE_SECONDS or more."""
     event.listen(engine, "checkin", _note_checkin)
     event.listen(engine, "checkout", _ping_if_idle)
     return engine

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, create_engine, delete, event, exists, func, update
+from sqlalchemy import ColumnElement, Engine, create_engine, delete, event, exists, func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -107,18 +107,13 @@ def stop_heartbeat() -> None:
 
 def note_applying(ids: Sequence[uuid.UUID]) -> None:
     """Record, committed, the webhook events this process is about to apply: their own
-    transaction leaves no trace of them if the worker dies while applying.
+    transaction leaves no trace of them if the worker dies while applying."""
+    if _heartbeat is not None:
+        _heartbeat.note_applying(ids)
 
-    The commit does not wait for its flush to disk (synchronous_commit off): it is visible to
-    the rescue at once, and only a crash of the database could lose it, which rolls back the
-    batch too; the batch's own commit then flushes both."""
-    me = holder()
-    if me is None:
-        return
-    stmt = update(WorkerProcess).where(WorkerProcess.id == me).values(applying=list(ids))
-    with db.get_engine().begin() as connection:
-        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
-        connection.execute(stmt)
+
+# Plain SQL, the ids as text: a batch's note built as an ORM update cost three times as much.
+NOTE = text("UPDATE workers SET applying = CAST(:ids AS uuid[]) WHERE id = :me")
 
 
 class Heartbeat:
@@ -136,6 +131,19 @@ class Heartbeat:
             hide_parameters=True,
             connect_args={"application_name": me.id},
         )
+        # One auto-committed statement per note, not waiting for its flush to disk
+        # (synchronous_commit off): it is visible to the rescue at once, and only a crash of
+        # the database could lose it, which rolls the batch back too.
+        self._notes: Engine = db.ping_when_idle(
+            create_engine(
+                settings.database_url,
+                pool_size=1,
+                max_overflow=0,
+                hide_parameters=True,
+                isolation_level="AUTOCOMMIT",
+                connect_args={"application_name": me.id, "options": "-c synchronous_commit=off"},
+            )
+        )
         self._stopped = threading.Event()
         self._beating_since: float | None = None
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
@@ -151,6 +159,10 @@ class Heartbeat:
                 connection.execute(delete(WorkerProcess).where(WorkerProcess.id == self.me.id))
         except Exception as error:
             log.warning("worker %s could not remove its row: %s", self.me.id, error)
+
+    def note_applying(self, ids: Sequence[uuid.UUID]) -> None:
+        with self._notes.connect() as connection:
+            connection.execute(NOTE, {"ids": [str(id_) for id_ in ids], "me": self.me.id})
 
     def _run(self) -> None:
         failed = False

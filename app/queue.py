@@ -30,6 +30,7 @@ due again as they were (app.rescue counts the lost run of what a dead worker was
 from __future__ import annotations
 
 import enum
+import functools
 import random
 import uuid
 from collections import Counter
@@ -41,6 +42,7 @@ from typing import Any
 from sqlalchemy import (
     CTE,
     ColumnElement,
+    Table,
     and_,
     any_,
     case,
@@ -115,13 +117,26 @@ class QueueTable:
     shares_by: ColumnElement[Any] | None = None
 
     @property
+    def table(self) -> Table:
+        """The model's table: the queue's statements are Core statements, which skip the
+        ORM's work for objects in the session that a claim never loads."""
+        table: Table = self.model.__table__
+        return table
+
+    @property
     def columns(self) -> Any:
-        return self.model.__table__.c
+        return self.table.c
 
     @property
     def counters(self) -> tuple[Any, Any]:
         """The attempts and max_attempts columns."""
         return self.columns[self.attempts], self.columns[self.max_attempts]
+
+    @functools.cached_property
+    def unlost(self) -> ColumnElement[bool]:
+        """Never lost: the rows a batch may take (one object, for app.shares' cache)."""
+        unlost: ColumnElement[bool] = self.columns.lost_runs == 0
+        return unlost
 
     def dead(self) -> ColumnElement[bool]:
         """Failed at its last attempt: left alone until replayed."""
@@ -211,7 +226,7 @@ def _claim(
         claims = c[queue.claims]
         values[claims] = case((last_run, claims), else_=claims + 1)
     stmt = (
-        update(queue.model)
+        update(queue.table)
         .where(c.id == any_(picked))
         .values(values)
         .returning(c.id, c.status, c.processing_started_at)
@@ -226,7 +241,7 @@ def hold(session: Session, queue: QueueTable, lease: Lease) -> list[uuid.UUID]:
     """This process takes over the hold of rows another claimed for it (`claim(hold=False)`);
     returns those still ours."""
     stmt = (
-        update(queue.model)
+        update(queue.table)
         .where(ours(queue, lease, lease.ids))
         .values({queue.columns.worker_id: liveness.holder()})
         .returning(queue.columns.id)
@@ -244,7 +259,7 @@ def lose(session: Session, queue: QueueTable, ids: Sequence[uuid.UUID]) -> None:
     last_run = runs >= get_settings().max_lost_runs
     failed = cast(ProcessingStatus.failed.value, c.status.type)
     stmt = (
-        update(queue.model)
+        update(queue.table)
         .where(
             c.id.in_(ids),
             c.status.in_([ProcessingStatus.pending, ProcessingStatus.failed]),
@@ -302,7 +317,7 @@ def _complete(
     c = queue.columns
     picked = _due(queue, limit=limit, lease=lease, where=where, kinds=kinds, fair=fair)
     stmt = (
-        update(queue.model)
+        update(queue.table)
         .where(c.id == any_(picked))
         .values(status=ProcessingStatus.completed, processed_at=func.now(), error_message=None)
         .returning(c.id)
@@ -326,7 +341,7 @@ def _due_kinds(
     retry_order = c.next_retry_at.nulls_first() if queue.unscheduled_retries else c.next_retry_at
     retry = (c.status == status.failed) & (attempts < max_attempts) & retry_at
     pending = c.status == status.pending
-    unlost = c.lost_runs == 0
+    unlost = queue.unlost
     # The terms of the idx_*_suspect index, then whether the suspect is due: in a CASE, which
     # the seed's idx_*_status cannot serve (it would read every pending row when the
     # statistics lag behind a burst of them).
@@ -399,10 +414,10 @@ def _due(
         locked: CTE
         if group is not None and due_kind is Due.PENDING:
             locked = shares.pending_by_share(
-                queue.model.__table__,
+                queue.table,
                 group=group,
                 order=queue.order_by,
-                conditions=conditions,
+                conditions=[queue.unlost, *conditions],
                 limit=limit,
                 name=f"due_{rank}",
             )
@@ -435,7 +450,7 @@ def mark_completed(
     """Complete the lease's rows (or `ids` among them), setting `values` too; returns those
     that were still ours."""
     stmt = (
-        update(queue.model)
+        update(queue.table)
         .where(ours(queue, lease, lease.ids if ids is None else ids))
         .values(
             status=ProcessingStatus.completed,
@@ -509,7 +524,7 @@ def _fail(
     retry = bool(attempt < row.max_attempts)
     next_retry = func.now() + backoff_delay(attempt, base=base, cap=cap) if retry else None
     session.execute(
-        update(queue.model)
+        update(queue.table)
         .where(c.id == row.id)
         .values(
             {
@@ -531,7 +546,7 @@ def replay(
     c = queue.columns
     dead = queue.dead()
     stmt = (
-        update(queue.model)
+        update(queue.table)
         .where(dead if where is None else and_(dead, where))
         .values(
             {
@@ -562,7 +577,7 @@ def release(
     """Give the lease's rows (`ids` among them) back pending, no attempt counted: work that
     waits (for a credential, say) rather than work that failed. Returns those still ours."""
     stmt = (
-        update(queue.model)
+        update(queue.table)
         .where(ours(queue, lease, ids))
         .values(status=ProcessingStatus.pending, processing_started_at=None, error_message=reason)
         .returning(queue.columns.id)
