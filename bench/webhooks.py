@@ -207,15 +207,17 @@ def _drain(agency: uuid.UUID, *, events: int, batch_size: int) -> float:
 
 
 def _queue_events(agency: uuid.UUID, events: int) -> None:
-    """`events` call.ended events for distinct calls, queued at once in SQL."""
+    """`events` call.ended events for distinct calls, queued at once in SQL, with ids made
+    as webhook-ingest makes them."""
     from app import db
 
     call = call_at(generate_calls(1, live_every=0)[0], "call.ended")
     with db.session_scope() as session:
         session.execute(
             text(
-                "INSERT INTO webhook_queue (agency_id, event_type, payload) "
-                "SELECT :agency, 'call.ended', jsonb_build_object('event', 'call.ended', 'call', "
+                "INSERT INTO webhook_queue (id, agency_id, event_type, payload) "
+                "SELECT time_ordered_uuid(), :agency, 'call.ended', "
+                "jsonb_build_object('event', 'call.ended', 'call', "
                 "jsonb_set(CAST(:call AS jsonb), '{callId}', to_jsonb(gen_random_uuid()::text))) "
                 "FROM generate_series(1, :events)"
             ),
