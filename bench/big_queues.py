@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from bench import webhooks
 from bench.environment import met
@@ -46,18 +46,13 @@ def run(*, events: int) -> list[Row]:
 
 def _drain_events(agency: uuid.UUID, events: int) -> float:
     """Events per second for a drain of `events` new events, whatever the queue held."""
-    from app import db, drains
-    from app.models import ProcessingStatus, WebhookEvent
+    from app import drains
 
-    pending = select(WebhookEvent.id).where(WebhookEvent.status == ProcessingStatus.pending)
     webhooks._queue_events(agency, events)
     with webhooks._worker(batch_size=200):
         started = time.perf_counter()
         drains.WEBHOOKS.request()
-        while True:
-            with db.session_scope() as session:
-                if session.scalar(pending.order_by(WebhookEvent.created_at).limit(1)) is None:
-                    break
+        while not webhooks.none_pending():
             time.sleep(0.02)
         return events / (time.perf_counter() - started)
 

@@ -154,7 +154,7 @@ def _webhooks(
         started = time.perf_counter()
         drains.WEBHOOKS.request()
         sent = _send_webhooks(url, agency_b)
-        processes.wait_until(lambda: _none_pending(), "the webhook drain", timeout=600)
+        processes.wait_until(lambda: webhooks.none_pending(), "the webhook drain", timeout=600)
         elapsed = time.perf_counter() - started
         processes.wait_until(lambda: len(seen) >= len(sent), "B's call rows", timeout=60)
         stop.set()
@@ -229,15 +229,6 @@ def _watch_calls(agency: uuid.UUID) -> tuple[dict[uuid.UUID, float], threading.E
 
     threading.Thread(target=watch, daemon=True).start()
     return seen, stop
-
-
-def _none_pending() -> bool:
-    from app import db
-    from app.models import ProcessingStatus, WebhookEvent
-
-    oldest = select(WebhookEvent.id).where(WebhookEvent.status == ProcessingStatus.pending)
-    with db.session_scope() as session:
-        return session.scalar(oldest.order_by(WebhookEvent.created_at).limit(1)) is None
 
 
 # (b) enrichment --------------------------------------------------------------------------
