@@ -95,9 +95,9 @@ def main() -> None:
             )
         if "big-queues" in chosen:
             environment.print_table(
-                f"the webhook drain beside {big_queues.COMPLETED:,} completed and "
+                f"the webhook and enrichment drains beside {big_queues.COMPLETED:,} completed and "
                 f"{big_queues.DEAD:,} dead rows",
-                big_queues.run(events=args.drain_events),
+                big_queues.run(env, events=args.drain_events, transcripts=args.transcripts),
             )
         if "limits" in chosen:
             environment.print_table(
