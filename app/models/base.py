@@ -21,9 +21,8 @@ NAMING_CONVENTION = {
     "ix": "%(constraint_name)s",
 }
 
-# The queue rows a lost run touched and not yet done: a claim takes each that is due alone
-# (app.queue). No other index can serve `status <> 'completed'` (migration 0018).
-SUSPECT = "lost_runs > 0 AND status <> 'completed' AND {attempts} < {max_attempts}"
+# The queue rows a lost run touched that are due again: a claim takes each alone (app.queue).
+SUSPECT = "lost_runs > 0 AND status IN ('pending', 'failed') AND {attempts} < {max_attempts}"
 
 
 class Base(DeclarativeBase):

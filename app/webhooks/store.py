@@ -2,7 +2,7 @@
 
 An accepted delivery writes its webhook_queue row and its webhook_logs row in one
 `WITH ... INSERT` statement, so both commit together or not at all. The row's id is
-time-ordered (migration 0019), so the queue's primary key stays quick however many finished
+time-ordered (migration 0018), so the queue's primary key stays quick however many finished
 events it holds.
 """
 

@@ -8,8 +8,8 @@ time of their insert keep the new events together at the right of the index, wha
 their left. webhook-ingest sets them; the column keeps its seed's default
 (uuid_generate_v4()) for rows that come another way.
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-02
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0019"
-down_revision: str | None = "0018"
+revision: str = "0018"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
