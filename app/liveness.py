@@ -124,29 +124,35 @@ class Heartbeat:
         self._interval = settings.worker_heartbeat_seconds
         self._trusted_after = settings.worker_dead_after_seconds
         self._watch = watch
-        self._engine: Engine = create_engine(
-            settings.database_url,
-            pool_size=1,
-            max_overflow=0,
-            hide_parameters=True,
-            connect_args={"application_name": me.id},
-        )
+        self._engine = self._connection_of_its_own(settings)
         # One auto-committed statement per note, not waiting for its flush to disk
         # (synchronous_commit off): it is visible to the rescue at once, and only a crash of
         # the database could lose it, which rolls the batch back too.
-        self._notes: Engine = db.ping_when_idle(
-            create_engine(
-                settings.database_url,
-                pool_size=1,
-                max_overflow=0,
-                hide_parameters=True,
-                isolation_level="AUTOCOMMIT",
-                connect_args={"application_name": me.id, "options": "-c synchronous_commit=off"},
+        self._notes = db.ping_when_idle(
+            self._connection_of_its_own(
+                settings, isolation_level="AUTOCOMMIT", options="-c synchronous_commit=off"
             )
         )
         self._stopped = threading.Event()
         self._beating_since: float | None = None
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def _connection_of_its_own(
+        self, settings: Settings, *, options: str | None = None, **engine: Any
+    ) -> Engine:
+        """An engine of one connection, named for this worker (its sessions end with it);
+        `options` are the server settings it connects with."""
+        connect = {"application_name": self.me.id}
+        if options is not None:
+            connect["options"] = options
+        return create_engine(
+            settings.database_url,
+            pool_size=1,
+            max_overflow=0,
+            hide_parameters=True,
+            connect_args=connect,
+            **engine,
+        )
 
     def start(self) -> None:
         self.beat()

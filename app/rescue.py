@@ -60,15 +60,16 @@ class Watch:
         self._redis = get_redis()
 
     def __call__(self, beat: Beat) -> None:
-        if beat.reconnected or self._redis_lost_its_data():
+        if beat.reconnected or redis_lost_its_data(self._redis):
             resume(self._redis, self._send)
         if beat.trusted:
             reap(self._settings, self._send)
 
-    def _redis_lost_its_data(self) -> bool:
-        """The mark is gone: Redis restarted without its data (or was flushed), and the
-        messages with it. The first worker to see it so puts it back."""
-        return bool(self._redis.set(REDIS_MARK, 1, nx=True))
+
+def redis_lost_its_data(redis: Redis) -> bool:
+    """The mark is gone: Redis restarted without its data (or was flushed), and the messages
+    with it. The first worker to see it so puts it back."""
+    return bool(redis.set(REDIS_MARK, 1, nx=True))
 
 
 def resume(redis: Redis, send: SendTick) -> None:
@@ -87,7 +88,7 @@ def mark_redis(send: SendTick) -> None:
     """At a worker's start: a Redis without the mark lost its data (the worker may be starting
     again after that), so what waits is claimed."""
     redis = get_redis()
-    if redis.set(REDIS_MARK, 1, nx=True):
+    if redis_lost_its_data(redis):
         resume(redis, send)
 
 
