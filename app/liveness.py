@@ -112,7 +112,8 @@ def note_applying(ids: Sequence[uuid.UUID]) -> None:
         _heartbeat.note_applying(ids)
 
 
-# Plain SQL, the ids as text: a batch's note built as an ORM update cost three times as much.
+# Plain SQL, the ids as one array literal: a batch's note built as an ORM update cost three
+# times as much, and a list of 200 ids, which psycopg2 sends as ARRAY['...', ...], a third more.
 NOTE = text("UPDATE workers SET applying = CAST(:ids AS uuid[]) WHERE id = :me")
 
 
@@ -168,7 +169,8 @@ class Heartbeat:
 
     def note_applying(self, ids: Sequence[uuid.UUID]) -> None:
         with self._notes.connect() as connection:
-            connection.execute(NOTE, {"ids": [str(id_) for id_ in ids], "me": self.me.id})
+            literal = "{" + ",".join(map(str, ids)) + "}"
+            connection.execute(NOTE, {"ids": literal, "me": self.me.id})
 
     def _run(self) -> None:
         failed = False
