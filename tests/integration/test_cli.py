@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -188,7 +189,8 @@ def test_sync_start_status_and_cancel(session: Session, fake_ultravox: FakeUltra
     status = callsync("sync", "status", str(job_id))
     assert status.returncode == 0, status.stderr
     assert status.stdout.split()[0] in ("pending", "in_progress")
-    assert "imported 0, skipped 0, failed 0" in status.stdout
+    # The session's worker may have stored a page already: the counts are whatever it did.
+    assert re.search(r"imported \d+, skipped \d+, failed 0", status.stdout), status.stdout
     cancelled = callsync("sync", "cancel", str(job_id))
     assert cancelled.stdout.strip() == f"sync job {job_id} is cancelled"
     job = session.get_one(HistoricalSyncJob, job_id)
