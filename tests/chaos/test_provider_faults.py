@@ -138,3 +138,42 @@ def test_at_the_default_settings_a_transient_fault_is_retried_within_its_request
     assert count(EnrichmentItem, EnrichmentItem.attempts > 0) == 0
     ended = sum(1 for call in fake_ultravox.calls if call["ended"] is not None)
     assert count(Call, Call.analysis.is_not(None)) == ended
+
+
+@pytest.mark.timeout(300)
+def test_at_the_default_settings_a_malformed_answer_costs_one_attempt_retried_after_30_s(
+    session: Session,
+    api: ApiClient,
+    fake_ultravox: FakeUltravox,
+    chaos_worker: Callable[..., Worker],
+) -> None:
+    """No setting changed: a malformed messages answer fails that item's attempt alone, with
+    its reason, and schedules its retry by the default backoff (RETRY_BASE_SECONDS, 30 s, plus
+    up to half again); every other item completes meanwhile. (That a retry which came due is
+    taken and completes is the test above's, where the backoff is seconds.)"""
+    fake_ultravox.add_calls(generate_calls(40, seed=44))
+    fake_ultravox.inject("malformed", endpoint="messages")
+    worker = chaos_worker("default,sync,enrichment")
+    start_sync(api, session)
+    failed = EnrichmentItem.status == ProcessingStatus.failed
+
+    def settled() -> bool:
+        job_done = scalar(select(HistoricalSyncJob.status)) == SyncJobStatus.completed
+        in_flight = (ProcessingStatus.pending, ProcessingStatus.processing)
+        return job_done and count(EnrichmentItem, EnrichmentItem.status.in_(in_flight)) == 0
+
+    wait_for(settled, timeout=120, what="every item done or failed, at the default settings")
+    worker.wait_idle()
+    item = session.execute(
+        select(
+            EnrichmentItem.attempts,
+            EnrichmentItem.error_message,
+            func.extract("epoch", EnrichmentItem.next_retry_at - func.now()).label("due_in"),
+        ).where(failed)
+    ).one()
+    assert item.attempts == 1
+    assert "malformed" in (item.error_message or ""), item.error_message
+    assert 15 < item.due_in <= 45, item.due_in  # failed at most a few seconds ago
+    assert count(EnrichmentItem, EnrichmentItem.status == ProcessingStatus.completed) == (
+        count(EnrichmentItem) - 1
+    )
